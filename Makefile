@@ -1,0 +1,53 @@
+# lstmcor: the two commands of the README.
+#   make book   execute the course on the embedded data and build the Jupyter Book (main job)
+#   make test   the test suite, the course in its `ci` preset, the book and its browser check
+# Each target sets itself up: it creates .venv and installs what it needs when missing.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PRESET ?= quick
+
+.PHONY: help install test test-unit test-jax course book book-check benchmark clean
+
+help:
+	@echo "make book        execute every chapter (PRESET=$(PRESET); ci|quick|paper) and build book/_build/html"
+	@echo "make test        unit tests, the course with PRESET=ci, the book and its offline browser check"
+	@echo "make test-jax    the unit tests on the JAX backend"
+	@echo "make benchmark   time LSTM-COR against VoxelMorph (compiled path, both in one process)"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not browser" tests
+
+test: test-unit
+	$(MAKE) book PRESET=ci
+	$(MAKE) book-check
+
+test-jax: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,jax]'
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "not browser and not slow" tests
+
+course: $(STAMP)
+	$(BIN)/python tools/run_course.py --preset $(PRESET) --out book/course
+
+book: course
+	$(BIN)/jupyter-book build book/
+
+book-check: $(STAMP)
+	bash tools/install_chromium.sh
+	$(BIN)/python -m pytest -m browser tests/browser
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/inference.py
+
+clean:
+	rm -rf book/_build book/course runs outputs

@@ -1,0 +1,152 @@
+"""Spatial transformer: warp an image by a dense displacement field (paper Eq. 19-20).
+
+Convention (DESIGN.md): a field ``D`` of shape ``[B, H, W, 2]`` in pixels, channel 0 along rows
+and channel 1 along columns, and ``moved(p) = moving(p + D(p))``. This is the convention of
+``scipy.ndimage.map_coordinates``, which the tests use as the reference. Samples that fall outside
+the image take the value of the nearest border pixel (SciPy's ``mode="nearest"``).
+
+Eq. 19 writes bilinear sampling as a sum over all pixels with the tent kernel
+``max(0, 1 - |x - m|)``; only the four pixels around the sample point have a non-zero weight,
+so the layer gathers those four and blends them.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+INTERPOLATIONS = ("linear", "nearest")
+
+
+def _sample_grid(flow):
+    """Absolute sample coordinates ``p + D(p)``, clamped to the image: two ``[B, H, W]`` tensors."""
+    shape = ops.shape(flow)
+    height, width = shape[1], shape[2]
+    rows = ops.cast(ops.arange(height), flow.dtype)[None, :, None]
+    cols = ops.cast(ops.arange(width), flow.dtype)[None, None, :]
+    y = ops.clip(rows + flow[..., 0], 0.0, ops.cast(height - 1, flow.dtype))
+    x = ops.clip(cols + flow[..., 1], 0.0, ops.cast(width - 1, flow.dtype))
+    return y, x
+
+
+def _gather(flat_image, y_index, x_index, width, pixels_per_image):
+    """Pixels ``image[b, y, x]`` for integer index tensors ``[B, H, W]``; returns ``[B, H, W, C]``."""
+    batch = ops.shape(y_index)[0]
+    offsets = ops.reshape(ops.arange(batch) * pixels_per_image, (-1, 1, 1))
+    index = ops.cast(y_index, "int32") * width + ops.cast(x_index, "int32") + ops.cast(offsets, "int32")
+    return ops.take(flat_image, index, axis=0)
+
+
+def spatial_transform(image, flow, interpolation: str = "linear"):
+    """Warp ``image`` ``[B, H, W, C]`` by ``flow`` ``[B, H, W, 2]`` (pixels, rows first).
+
+    Args:
+        image: the moving image(s).
+        flow: displacement field; ``moved(p) = image(p + flow(p))``.
+        interpolation: ``"linear"`` (Eq. 19, differentiable in ``flow``) or ``"nearest"`` (label maps).
+
+    Returns:
+        The moved image, ``[B, H, W, C]``.
+    """
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}.")
+    image = ops.convert_to_tensor(image)
+    flow = ops.cast(ops.convert_to_tensor(flow), image.dtype if "float" in str(image.dtype) else "float32")
+    if "float" not in str(image.dtype):
+        image = ops.cast(image, flow.dtype)
+    shape = ops.shape(image)
+    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+    flat = ops.reshape(image, (-1, channels))
+    pixels = height * width
+    y, x = _sample_grid(flow)
+    if interpolation == "nearest":
+        return _gather(flat, ops.round(y), ops.round(x), width, pixels)
+
+    y0, x0 = ops.floor(y), ops.floor(x)
+    y1 = ops.minimum(y0 + 1.0, ops.cast(height - 1, y.dtype))
+    x1 = ops.minimum(x0 + 1.0, ops.cast(width - 1, x.dtype))
+    # Tent weights of Eq. 19: max(0, 1 - |y - n|) is (1 - dy) at n = y0 and dy at n = y0 + 1.
+    dy = ops.expand_dims(y - y0, -1)
+    dx = ops.expand_dims(x - x0, -1)
+    top = _gather(flat, y0, x0, width, pixels) * (1.0 - dx) + _gather(flat, y0, x1, width, pixels) * dx
+    bottom = _gather(flat, y1, x0, width, pixels) * (1.0 - dx) + _gather(flat, y1, x1, width, pixels) * dx
+    return top * (1.0 - dy) + bottom * dy
+
+
+@keras.saving.register_keras_serializable(package="lstmcor")
+class SpatialTransformer(keras.layers.Layer):
+    """Keras layer around :func:`spatial_transform`, called on ``[image, flow]``.
+
+    Args:
+        interpolation: ``"linear"`` for images, ``"nearest"`` for label maps.
+    """
+
+    def __init__(self, interpolation: str = "linear", **kwargs):
+        super().__init__(**kwargs)
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}.")
+        self.interpolation = interpolation
+
+    def build(self, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2:
+            raise ValueError("SpatialTransformer is called on [image, flow].")
+        image_shape, flow_shape = input_shape
+        if len(image_shape) != 4:
+            raise ValueError(f"SpatialTransformer: image must be [batch, height, width, channels], got {image_shape}.")
+        if len(flow_shape) != 4 or flow_shape[-1] != 2:
+            raise ValueError(f"SpatialTransformer: flow must be [batch, height, width, 2], got {flow_shape}.")
+        for axis, name in ((1, "height"), (2, "width")):
+            if None not in (image_shape[axis], flow_shape[axis]) and image_shape[axis] != flow_shape[axis]:
+                raise ValueError(
+                    f"SpatialTransformer: image {name} {image_shape[axis]} differs from flow {name} {flow_shape[axis]}."
+                )
+
+    def call(self, inputs):
+        image, flow = inputs
+        return spatial_transform(image, flow, self.interpolation)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"interpolation": self.interpolation})
+        return config
+
+
+def warp(image: np.ndarray, flow: np.ndarray, interpolation: str = "linear") -> np.ndarray:
+    """NumPy convenience: warp one image ``[H, W]`` or a batch ``[B, H, W, C]`` by ``flow``.
+
+    Integer label maps are warped with ``"nearest"`` and come back with their dtype.
+
+    Args:
+        image: ``[H, W]``, ``[H, W, C]`` or ``[B, H, W, C]``.
+        flow: ``[H, W, 2]`` or ``[B, H, W, 2]``.
+        interpolation: ``"linear"`` or ``"nearest"``.
+
+    Returns:
+        The moved image as a NumPy array shaped like ``image``.
+    """
+    image = np.asarray(image)
+    flow = np.asarray(flow, dtype="float32")
+    original_shape, dtype = image.shape, image.dtype
+    if image.ndim == 2:
+        batch = image[None, :, :, None]
+    elif image.ndim == 3:
+        batch = image[None]
+    elif image.ndim == 4:
+        batch = image
+    else:
+        raise ValueError(f"warp: image must be [H, W], [H, W, C] or [B, H, W, C], got shape {image.shape}.")
+    if flow.ndim == 3:
+        flow = flow[None]
+    if flow.ndim != 4 or flow.shape[-1] != 2 or flow.shape[1:3] != batch.shape[1:3]:
+        raise ValueError(f"warp: flow shape {flow.shape} does not fit image shape {image.shape}; expected [B, H, W, 2].")
+    if not np.all(np.isfinite(flow)):
+        raise ValueError("warp: flow contains NaN or infinite values.")
+    if flow.shape[0] != batch.shape[0]:
+        flow = np.broadcast_to(flow, (batch.shape[0],) + flow.shape[1:])
+    moved = ops.convert_to_numpy(spatial_transform(batch.astype("float32"), flow, interpolation))
+    if dtype.kind in "iub":
+        moved = np.rint(moved).astype(dtype)
+    return moved.reshape(original_shape)
