@@ -133,12 +133,15 @@ class PeepholeConvLSTM2D(keras.layers.Layer):
         x_all = ops.conv(folded, self.kernel, padding="same") + self.bias
         x_all = ops.reshape(x_all, (batch, steps, shape[2], shape[3], 4 * f))
 
-        h = ops.zeros_like(x_all[:, 0, :, :, :f])
-        c = ops.zeros_like(h)
+        # unstack/split (not slicing): their gradients are stack/concat, where a slice's gradient
+        # would write a full-size tensor of zeros for every step and gate.
+        x_steps = ops.unstack(x_all, num=steps, axis=1)
+        c = ops.zeros_like(ops.split(x_steps[0], 4, axis=-1)[0])
+        h = c
         outputs = []
-        for t in range(steps):
-            z = x_all[:, t] + ops.conv(h, self.recurrent_kernel, padding="same")
-            z_i, z_f, z_c, z_o = z[..., :f], z[..., f : 2 * f], z[..., 2 * f : 3 * f], z[..., 3 * f :]
+        for x_t in x_steps:
+            z = x_t + ops.conv(h, self.recurrent_kernel, padding="same")
+            z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
             if self.use_peepholes:
                 i = ops.sigmoid(z_i + self.peephole_i * c)  # Eq. 12
                 fg = ops.sigmoid(z_f + self.peephole_f * c)  # Eq. 13
