@@ -27,7 +27,7 @@ def _conv(x, filters: int, name: str):
     return keras.layers.LeakyReLU(0.2, name=f"{name}_act")(x)
 
 
-def _flow_conv(x, name: str = "flow"):
+def _flow_conv(x, name: str = "flow_conv"):
     """Conv 3x3 to the two field channels, initialised near zero as VoxelMorph does (Eq. 18)."""
     return keras.layers.Conv2D(
         2,
@@ -83,7 +83,7 @@ def build_voxelmorph(
     flow = _flow_conv(x)
     moved = SpatialTransformer(name="transformer")([moving, flow])
     moved = keras.layers.Identity(name="moved")(moved)
-    flow = keras.layers.Identity(name="flow_out")(flow)
+    flow = keras.layers.Identity(name="flow")(flow)
     return keras.Model([moving, fixed], [moved, flow], name=name)
 
 
@@ -168,8 +168,22 @@ def build_lstmcor(
         flow = SqueezeExcitation(se_ratio, name="field_se")(flow)
     moved = SpatialTransformer(name="transformer")([moving, flow])
     moved = keras.layers.Identity(name="moved")(moved)
-    flow = keras.layers.Identity(name="flow_out")(flow)
+    flow = keras.layers.Identity(name="flow")(flow)
     return keras.Model([moving, fixed], [moved, flow], name=name)
+
+
+def recommended_jit_compile(backend: str | None = None) -> bool:
+    """The ``jit_compile`` setting for ``model.compile`` that ran these models fastest on a backend.
+
+    Measured with ``benchmarks/inference.py`` (see ``benchmarks/README.md``). TensorFlow: False, XLA
+    made both models several times slower on CPU. JAX: True (JAX always compiles; False would
+    run op by op). PyTorch: False (``torch.compile`` is slow to start and fragile).
+
+    Args:
+        backend: ``"tensorflow"``, ``"jax"`` or ``"torch"``; default the active Keras backend.
+    """
+    backend = backend or keras.backend.backend()
+    return {"tensorflow": False, "jax": True, "torch": False}.get(backend, False)
 
 
 MODELS = {"lstmcor": build_lstmcor, "voxelmorph": build_voxelmorph}
