@@ -7,37 +7,60 @@ The package follows the paper's pipeline, one module per idea:
 - :mod:`lstmcor.transform`: the spatial transformer (Eq. 19-20)
 - :mod:`lstmcor.losses`: MSE, the diffusion regulariser and the total loss (Eq. 21-23)
 - :mod:`lstmcor.metrics`: Dice, Jacobian determinant, folding, SDlogJ
+- :mod:`lstmcor.models`: LSTM-COR and the VoxelMorph baseline
+- :mod:`lstmcor.data`, :mod:`lstmcor.train`, :mod:`lstmcor.evaluate`, :mod:`lstmcor.cli`
+
+Names are imported on first use, so ``lstmcor --help`` answers without starting TensorFlow.
 """
+import importlib
 import os as _os
 
-# Quiet TensorFlow's start-up banner for students; set TF_CPP_MIN_LOG_LEVEL yourself to see it.
+# Quiet TensorFlow's start-up messages for students; set TF_CPP_MIN_LOG_LEVEL yourself to see them.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from lstmcor.convlstm import ChannelsToSequence, PeepholeConvLSTM2D, SequenceToChannels
-from lstmcor.losses import MSE, Grad, grad_l2, mse, total_loss
-from lstmcor.metrics import dice, endpoint_error, folding_fraction, jacobian_determinant, mean_dice, sdlogj
-from lstmcor.se import SqueezeExcitation
-from lstmcor.transform import SpatialTransformer, spatial_transform, warp
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ChannelsToSequence",
-    "Grad",
-    "MSE",
-    "PeepholeConvLSTM2D",
-    "SequenceToChannels",
-    "SpatialTransformer",
-    "SqueezeExcitation",
-    "dice",
-    "endpoint_error",
-    "folding_fraction",
-    "grad_l2",
-    "jacobian_determinant",
-    "mean_dice",
-    "mse",
-    "sdlogj",
-    "spatial_transform",
-    "total_loss",
-    "warp",
-]
+_EXPORTS = {
+    "ChannelsToSequence": "convlstm",
+    "PeepholeConvLSTM2D": "convlstm",
+    "SequenceToChannels": "convlstm",
+    "Grad": "losses",
+    "MSE": "losses",
+    "grad_l2": "losses",
+    "mse": "losses",
+    "total_loss": "losses",
+    "dice": "metrics",
+    "endpoint_error": "metrics",
+    "folding_fraction": "metrics",
+    "jacobian_determinant": "metrics",
+    "mean_dice": "metrics",
+    "sdlogj": "metrics",
+    "SqueezeExcitation": "se",
+    "SpatialTransformer": "transform",
+    "spatial_transform": "transform",
+    "warp": "transform",
+    "build_lstmcor": "models",
+    "build_voxelmorph": "models",
+    "build_model": "models",
+    "register": "models",
+    "load_dataset": "data",
+    "load_default": "data",
+    "PairDataset": "data",
+    "train": "train",
+    "evaluate": "evaluate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        module = importlib.import_module(f"lstmcor.{_EXPORTS[name]}")
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lstmcor' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

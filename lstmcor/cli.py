@@ -1,0 +1,214 @@
+"""The ``lstmcor`` command line: train, evaluate and register.
+
+Every sub-command shares its code with the Python API (:func:`lstmcor.train.train`,
+:func:`lstmcor.evaluate.evaluate`, :func:`lstmcor.models.register`). Bad files, shapes or weights
+end with one line on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EPILOG_TRAIN = """examples:
+  lstmcor train --model lstmcor --preset quick --out runs/lstmcor
+  lstmcor train --model voxelmorph --preset ci --out runs/vxm-ci
+  lstmcor train --model lstmcor --preset paper --out runs/paper --resume   # go on after an interruption
+  lstmcor train --model lstmcor --no-funnel --out runs/no-funnel           # an ablation
+"""
+EPILOG_EVALUATE = """examples:
+  lstmcor evaluate --weights runs/lstmcor/model.keras --data default
+  lstmcor evaluate --weights data/weights/voxelmorph.keras data/weights/lstmcor.keras --classical --out runs/eval
+"""
+EPILOG_REGISTER = """examples:
+  lstmcor register moving.nii.gz fixed.nii.gz --weights data/weights/lstmcor.keras -o moved.nii.gz --flow flow.nii.gz
+  lstmcor register a.png b.png --weights data/weights/voxelmorph.keras -o moved.nii.gz
+  lstmcor register vol1.nii.gz vol2.nii.gz --slice 96 --axis 1 --weights W -o moved.nii.gz
+
+Images are scaled to [0, 1] and centre-padded or cropped to the model's size; the outputs are
+put back on the fixed image's grid and written as NIfTI with the fixed image's affine (identity
+for PNG and NumPy inputs). The flow file holds the displacement in pixels, [H, W, 2], channel 0
+along the first array axis: moved(p) = moving(p + flow(p)).
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lstmcor",
+        description="Unsupervised deformable registration of 2D brain MRI: LSTM-COR against VoxelMorph.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,register}")
+
+    tr = sub.add_parser("train", help="train a model on pairs of a data set",
+                        description="Train LSTM-COR or VoxelMorph unsupervised (MSE + lambda * Grad, Adam).",
+                        epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    tr.add_argument("--model", choices=["lstmcor", "voxelmorph"], default="lstmcor", help="network (default lstmcor)")
+    tr.add_argument("--preset", choices=["ci", "quick", "paper"], default="quick",
+                    help="ci: seconds; quick: minutes on a laptop CPU (default); paper: 900 epochs, for a GPU")
+    tr.add_argument("--data", default="default", help="'default' (the embedded set) or a data folder")
+    tr.add_argument("--out", default=None, help="run folder (default runs/<model>-<preset>)")
+    tr.add_argument("--epochs", type=int, help="total epochs (overrides the preset)")
+    tr.add_argument("--steps-per-epoch", type=int, help="batches per epoch (overrides the preset)")
+    tr.add_argument("--batch-size", type=int, help="pairs per batch (overrides the preset; paper: 8)")
+    tr.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    tr.add_argument("--lam", type=float, default=0.01, help="smoothness weight lambda of Eq. 23 (default 0.01)")
+    tr.add_argument("--seed", type=int, default=0, help="seed of weights and pairs (default 0)")
+    tr.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    tr.add_argument("--augment", action="store_true", help="random flips and gamma on training pairs")
+    ab = tr.add_argument_group("ablations (LSTM-COR only)")
+    ab.add_argument("--no-se-skips", action="store_true", help="no squeeze-and-excitation on the skips")
+    ab.add_argument("--no-funnel", action="store_true", help="no funnel connection")
+    ab.add_argument("--recurrence", choices=["convlstm", "conv"], default="convlstm",
+                    help="ConvLSTM over channels, or a plain conv in its place")
+    ab.add_argument("--no-peepholes", action="store_true", help="ConvLSTM without peephole terms")
+    ab.add_argument("--no-field-se", action="store_true", help="no SE weighting of the field")
+
+    ev = sub.add_parser("evaluate", help="score trained models on test pairs (Table 1)",
+                        description="Score models on inter-subject pairs of a split; prints the markdown table "
+                                    "and writes pairs.csv, summary.json and table.md.",
+                        epilog=EPILOG_EVALUATE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev.add_argument("--weights", nargs="+", required=True, help="one or more model.keras files")
+    ev.add_argument("--names", nargs="+", help="row names, one per weights file (default: the file's folder)")
+    ev.add_argument("--data", default="default", help="'default' or a data folder")
+    ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="split (default test)")
+    ev.add_argument("--pairs", type=int, default=32, help="number of seeded pairs (default 32; 0 = all)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the pairs (default 0)")
+    ev.add_argument("--classical", action="store_true", help="add SyN (DIPY); about a second per pair")
+    ev.add_argument("--out", default=None, help="folder for the results (default: beside the first weights)")
+
+    rg = sub.add_parser("register", help="register one moving image to one fixed image",
+                        description="Register MOVING to FIXED with trained weights.",
+                        epilog=EPILOG_REGISTER, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rg.add_argument("moving", help="moving image (.nii, .nii.gz, .png or .npy)")
+    rg.add_argument("fixed", help="fixed image (.nii, .nii.gz, .png or .npy)")
+    rg.add_argument("--weights", required=True, help="model.keras from `lstmcor train` (or data/weights/*.keras)")
+    rg.add_argument("-o", "--output", required=True, help="moved image to write (.nii or .nii.gz)")
+    rg.add_argument("--flow", help="displacement field to write (.nii or .nii.gz)")
+    rg.add_argument("--moving-labels", help="label map of the moving image, warped by nearest neighbour")
+    rg.add_argument("--moved-labels", help="where to write the warped labels (.nii or .nii.gz)")
+    rg.add_argument("--slice", type=int, dest="slice_index", help="slice of 3D volumes to register")
+    rg.add_argument("--axis", type=int, default=2, help="axis of --slice (default 2)")
+    return parser
+
+
+def _read(path: str, slice_index, axis: int, labels: bool = False):
+    """A 2D array and its NIfTI affine (identity for PNG and NumPy)."""
+    from lstmcor import data
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"'{file}' does not exist: check the path.")
+    if data._kind_of(file.name) is None:
+        raise ValueError(f"'{file}' is not a .nii, .nii.gz, .png or .npy file.")
+    array = data._to_2d(data._read_raw(file), file, slice_index, axis)
+    affine = np.eye(4)
+    if data._kind_of(file.name) == "nifti":
+        import nibabel as nib
+
+        affine = nib.load(str(file)).affine
+    if labels:
+        return data._as_labels(array, file), affine
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"'{file}' contains NaN or infinite values: clean the image first.")
+    return data.normalize_intensity(array.astype("float32")), affine
+
+
+def _write_nifti(path: str, array: np.ndarray, affine: np.ndarray) -> None:
+    import nibabel as nib
+
+    if not str(path).endswith((".nii", ".nii.gz")):
+        raise ValueError(f"output '{path}' must end in .nii or .nii.gz.")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(array, affine), str(path))
+
+
+def _train(args) -> int:
+    from lstmcor.train import train
+
+    options = {}
+    if args.model == "lstmcor":
+        options = {"se_skips": not args.no_se_skips, "funnel": not args.no_funnel, "recurrence": args.recurrence,
+                   "peepholes": not args.no_peepholes, "field_se": not args.no_field_se}
+    elif args.no_se_skips or args.no_funnel or args.recurrence != "convlstm" or args.no_peepholes or args.no_field_se:
+        raise ValueError("the ablation switches apply to --model lstmcor only.")
+    out = args.out or f"runs/{args.model}-{args.preset}"
+    result = train(args.model, args.preset, args.data, out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                   batch_size=args.batch_size, learning_rate=args.lr, lam=args.lam, seed=args.seed,
+                   resume=args.resume, augment=args.augment, model_options=options)
+    print(f"trained {result.epochs_done} epochs in {result.seconds:.1f} s; model: {result.out / 'model.keras'}, "
+          f"log: {result.out / 'log.csv'}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from lstmcor.evaluate import evaluate
+
+    names = args.names or [Path(w).parent.name if Path(w).name == "model.keras" else Path(w).stem for w in args.weights]
+    if len(names) != len(args.weights):
+        raise ValueError(f"--names has {len(names)} entries for {len(args.weights)} weights files.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"row names {names} repeat: give distinct --names.")
+    out = args.out or str(Path(args.weights[0]).parent / "evaluation")
+    result = evaluate(dict(zip(names, args.weights)), args.data, args.split, args.pairs or None, args.seed,
+                      classical=args.classical, out=out)
+    print(result.table())
+    print(f"\nper-pair results: {Path(out) / 'pairs.csv'}; summary: {Path(out) / 'summary.json'}")
+    return 0
+
+
+def _register(args) -> int:
+    from lstmcor.data import pad_or_crop
+    from lstmcor.evaluate import load_weights
+    from lstmcor.models import register
+
+    moving, _ = _read(args.moving, args.slice_index, args.axis)
+    fixed, affine = _read(args.fixed, args.slice_index, args.axis)
+    if moving.shape != fixed.shape:
+        raise ValueError(f"moving is {moving.shape[0]} x {moving.shape[1]} but fixed is {fixed.shape[0]} x "
+                         f"{fixed.shape[1]}: resample them to one grid first.")
+    if args.moved_labels and not args.moving_labels:
+        raise ValueError("--moved-labels needs --moving-labels.")
+    model = load_weights(args.weights)
+    size = tuple(int(s) for s in model.inputs[0].shape[1:3])
+    labels = None
+    if args.moving_labels:
+        labels, _ = _read(args.moving_labels, args.slice_index, args.axis, labels=True)
+        if labels.shape != moving.shape:
+            raise ValueError(f"labels '{args.moving_labels}' are {labels.shape} but the moving image is {moving.shape}.")
+        labels = pad_or_crop(labels, target_shape=size)
+    result = register(model, pad_or_crop(moving, target_shape=size), pad_or_crop(fixed, target_shape=size), labels)
+    back = fixed.shape
+    _write_nifti(args.output, pad_or_crop(result["moved"][0, ..., 0], target_shape=back).astype("float32"), affine)
+    print(f"moved image: {args.output}")
+    if args.flow:
+        _write_nifti(args.flow, pad_or_crop(result["flow"][0], target_shape=back).astype("float32"), affine)
+        print(f"displacement field (pixels, [H, W, 2]): {args.flow}")
+    if labels is not None:
+        target = args.moved_labels or str(Path(args.output).with_name("moved_labels.nii.gz"))
+        _write_nifti(target, pad_or_crop(result["moved_labels"], target_shape=back).astype("int16"), affine)
+        print(f"moved labels: {target}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lstmcor`` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return {"train": _train, "evaluate": _evaluate, "register": _register}[args.command](args)
+    except (ValueError, FileNotFoundError, FloatingPointError, OSError) as error:
+        print(f"lstmcor {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lstmcor {args.command}: interrupted" + (" (resume with --resume)" if args.command == "train" else ""),
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
