@@ -48,6 +48,24 @@ class Evaluation:
         return markdown_table(self.summary, self.device)
 
 
+def weights_dir() -> Path:
+    """Folder of the shipped trained weights: ``$LSTMCOR_WEIGHTS_DIR`` if set, else ``data/weights``."""
+    env = os.environ.get("LSTMCOR_WEIGHTS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "weights"
+
+
+def shipped_weights(name: str) -> Path:
+    """Path of a shipped model, e.g. ``shipped_weights("lstmcor")`` -> ``data/weights/lstmcor.keras``."""
+    path = weights_dir() / f"{name}.keras"
+    if not path.is_file():
+        available = sorted(p.stem for p in weights_dir().glob("*.keras"))
+        raise FileNotFoundError(
+            f"no shipped weights named {name!r} in '{weights_dir()}' (available: {available or 'none'}); "
+            "train one with `lstmcor train` and pass its model.keras instead."
+        )
+    return path
+
+
 def load_weights(path: str | os.PathLike) -> keras.Model:
     """Load a saved ``.keras`` model safely (no code runs on load), with a clear error."""
     path = Path(path)
