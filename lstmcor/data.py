@@ -1,7 +1,7 @@
 """Data for the course: the embedded brain set, loaders for your own images, and pair batches.
 
 Everything here is NumPy, nibabel and Pillow, plus ``keras.utils.PyDataset`` for the batches,
-so it runs the same under every Keras backend (no ``tf.data``).
+so it runs the same under every Keras backend (no TensorFlow data pipelines).
 
 Conventions (see DESIGN.md): images are float32 in [0, 1], label maps are int32 with
 0 = background, a displacement field is ``[H, W, 2]`` in pixels with channel 0 along rows, and a
