@@ -112,7 +112,10 @@ def _read(path: str, slice_index, axis: int, labels: bool = False):
         return data._as_labels(array, file), affine
     if not np.all(np.isfinite(array)):
         raise ValueError(f"'{file}' contains NaN or infinite values: clean the image first.")
-    return data.normalize_intensity(array.astype("float32")), affine
+    try:
+        return data.normalize_intensity(array.astype("float32")), affine
+    except ValueError as error:
+        raise ValueError(f"'{file}': {error}") from None
 
 
 def _write_nifti(path: str, array: np.ndarray, affine: np.ndarray) -> None:
@@ -183,7 +186,8 @@ def _register(args) -> int:
     _write_nifti(args.output, pad_or_crop(result["moved"][0, ..., 0], target_shape=back).astype("float32"), affine)
     print(f"moved image: {args.output}")
     if args.flow:
-        _write_nifti(args.flow, pad_or_crop(result["flow"][0], target_shape=back).astype("float32"), affine)
+        flow = np.stack([pad_or_crop(result["flow"][0, ..., c], target_shape=back) for c in range(2)], axis=-1)
+        _write_nifti(args.flow, flow.astype("float32"), affine)
         print(f"displacement field (pixels, [H, W, 2]): {args.flow}")
     if labels is not None:
         target = args.moved_labels or str(Path(args.output).with_name("moved_labels.nii.gz"))

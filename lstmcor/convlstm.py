@@ -5,9 +5,14 @@ The U-Net emits ``n`` feature maps. Eq. 6 reads them as a sequence of ``n`` one-
 one channel at a time. Keras's own ``ConvLSTM2D`` has no peephole terms (the ``W_c* o C`` of
 Eq. 12, 13 and 15), so this module has its own layer.
 
-Speed: the input-to-state convolutions do not depend on the recurrence, so they are computed for
-all time steps in one batched convolution; the four gates share one fused kernel, so each step
-costs one recurrent convolution.
+Speed: the four gates share one fused kernel, and the input-to-state and state-to-state
+convolutions of a step are one convolution of ``[X_t, H_{t-1}]`` (channels side by side) with the
+two kernels stacked along the input-channel axis: ``W_x * X_t + W_h * H_{t-1}`` is exactly that
+convolution, so each step costs one convolution. (Computing ``W_x * X_t`` of all steps in one
+batched convolution beforehand, then adding, was slower on every backend: with one input
+channel the batched convolution is a poor fit for the CPU kernels, and the extra addition and the
+``[B, T, H, W, 4F]`` intermediate cost more than one more input channel per step.) The first step
+starts from ``H_0 = C_0 = 0``, so it skips the recurrent terms and the forget gate.
 """
 from __future__ import annotations
 
@@ -124,30 +129,30 @@ class PeepholeConvLSTM2D(keras.layers.Layer):
             self.peephole_o = self.add_weight(shape=(f,), initializer="zeros", name="peephole_o")
 
     def call(self, inputs):
-        steps, height, width, channels = inputs.shape[1], inputs.shape[2], inputs.shape[3], inputs.shape[4]
+        steps = inputs.shape[1]
         f = self.filters
-        shape = ops.shape(inputs)
-        batch = shape[0]
-        # Input-to-state convolutions W_x* * X_t of all steps at once: fold time into the batch.
-        folded = ops.reshape(inputs, (-1, shape[2], shape[3], channels))
-        x_all = ops.conv(folded, self.kernel, padding="same") + self.bias
-        x_all = ops.reshape(x_all, (batch, steps, shape[2], shape[3], 4 * f))
-
+        # [W_x; W_h]: conv([X_t, H_{t-1}], fused) = W_x * X_t + W_h * H_{t-1} for all four gates.
+        fused = ops.concatenate([self.kernel, self.recurrent_kernel], axis=2)
         # unstack/split (not slicing): their gradients are stack/concat, where a slice's gradient
         # would write a full-size tensor of zeros for every step and gate.
-        x_steps = ops.unstack(x_all, num=steps, axis=1)
-        c = ops.zeros_like(ops.split(x_steps[0], 4, axis=-1)[0])
-        h = c
+        x_steps = ops.unstack(inputs, num=steps, axis=1)
         outputs = []
-        for x_t in x_steps:
-            z = x_t + ops.conv(h, self.recurrent_kernel, padding="same")
-            z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
-            if self.use_peepholes:
-                i = ops.sigmoid(z_i + self.peephole_i * c)  # Eq. 12
-                fg = ops.sigmoid(z_f + self.peephole_f * c)  # Eq. 13
+        h = c = None
+        for t, x_t in enumerate(x_steps):
+            if t == 0:
+                # H_0 = C_0 = 0: no recurrent term, no peephole on C_0, and f * C_0 = 0.
+                z = ops.conv(x_t, self.kernel, padding="same") + self.bias
+                z_i, _, z_c, z_o = ops.split(z, 4, axis=-1)
+                c = ops.sigmoid(z_i) * ops.tanh(z_c)  # Eq. 12, 14
             else:
-                i, fg = ops.sigmoid(z_i), ops.sigmoid(z_f)
-            c = fg * c + i * ops.tanh(z_c)  # Eq. 14
+                z = ops.conv(ops.concatenate([x_t, h], axis=-1), fused, padding="same") + self.bias
+                z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+                if self.use_peepholes:
+                    i = ops.sigmoid(z_i + self.peephole_i * c)  # Eq. 12
+                    fg = ops.sigmoid(z_f + self.peephole_f * c)  # Eq. 13
+                else:
+                    i, fg = ops.sigmoid(z_i), ops.sigmoid(z_f)
+                c = fg * c + i * ops.tanh(z_c)  # Eq. 14
             o = ops.sigmoid(z_o + self.peephole_o * c) if self.use_peepholes else ops.sigmoid(z_o)  # Eq. 15
             h = o * ops.tanh(c)  # Eq. 16
             outputs.append(h)

@@ -24,8 +24,12 @@ def _sample_grid(flow):
     height, width = shape[1], shape[2]
     rows = ops.cast(ops.arange(height), flow.dtype)[None, :, None]
     cols = ops.cast(ops.arange(width), flow.dtype)[None, None, :]
-    y = ops.clip(rows + flow[..., 0], 0.0, ops.cast(height - 1, flow.dtype))
-    x = ops.clip(cols + flow[..., 1], 0.0, ops.cast(width - 1, flow.dtype))
+    y = rows + flow[..., 0]
+    x = cols + flow[..., 1]
+    # A diverging network can emit NaN; sample pixel 0 there instead of gathering out of bounds
+    # (the NaN still reaches the loss through the field, so training stops with a clear message).
+    y = ops.clip(ops.where(ops.isfinite(y), y, 0.0), 0.0, ops.cast(height - 1, flow.dtype))
+    x = ops.clip(ops.where(ops.isfinite(x), x, 0.0), 0.0, ops.cast(width - 1, flow.dtype))
     return y, x
 
 

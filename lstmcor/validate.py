@@ -55,6 +55,11 @@ def check_image_batch(array: np.ndarray, name: str = "image", channels: int | No
         array = array[None, :, :, None]
     elif array.ndim == 3 and channels is not None and array.shape[-1] == channels:
         array = array[None]
+    elif array.ndim == 3 and channels == 1 and array.shape[-1] in (3, 4):
+        raise ValueError(
+            f"{name} has shape {array.shape}, which looks like a colour image [H, W, {array.shape[-1]}]: "
+            "convert it to grey (one channel), or give a batch as [batch, height, width, 1]."
+        )
     elif array.ndim == 3 and channels in (1, None):
         array = array[..., None]
     if array.ndim != 4:

@@ -1,0 +1,124 @@
+"""The two networks: shapes, ablation switches, saving, and applying a field to labels."""
+import keras
+import numpy as np
+import pytest
+
+from lstmcor.models import build_lstmcor, build_model, build_voxelmorph, register
+from lstmcor.train import compile_model
+from lstmcor.transform import warp
+
+SMALL = (32, 48)
+ABLATIONS = [
+    {},
+    {"se_skips": False},
+    {"funnel": False},
+    {"recurrence": "conv"},
+    {"peepholes": False},
+    {"field_se": False},
+    {"se_skips": False, "funnel": False, "recurrence": "conv", "field_se": False},
+]
+
+
+def _pair(shape=SMALL, batch=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.random((batch,) + shape + (1,), dtype=np.float32) for _ in range(2)]
+
+
+@pytest.mark.parametrize("options", ABLATIONS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()) or "paper")
+def test_every_ablation_builds_and_trains_one_step(options):
+    model = compile_model(build_lstmcor(SMALL, **options))
+    names = {layer.name for layer in model.layers}
+    assert ("skip0_se" in names) == options.get("se_skips", True)
+    assert ("funnel" in names) == options.get("funnel", True)
+    assert ("convlstm" in names) == (options.get("recurrence", "convlstm") == "convlstm")
+    assert ("field_se" in names) == options.get("field_se", True)
+    moving, fixed = _pair()
+    before = [w.copy() for w in model.get_weights()]
+    logs = model.train_on_batch([moving, fixed], [fixed, np.zeros(SMALL + (2,), np.float32)[None].repeat(2, 0)],
+                                return_dict=True)
+    assert np.isfinite(logs["loss"])
+    changed = [not np.array_equal(a, b) for a, b in zip(before, model.get_weights())]
+    assert any(changed), "one training step changed no weight"
+
+
+def test_outputs_moved_image_and_field():
+    for model in (build_lstmcor(SMALL), build_voxelmorph(SMALL)):
+        moved, flow = model.predict_on_batch(_pair())
+        assert moved.shape == (2,) + SMALL + (1,)
+        assert flow.shape == (2,) + SMALL + (2,)
+        # the flow convolution starts near zero (normal, stddev 1e-5): moved ~ moving
+        assert np.abs(flow).max() < 1e-2
+
+
+def test_moved_is_moving_warped_by_returned_field():
+    model = build_lstmcor(SMALL)
+    flow_layer = model.get_layer("flow_conv")
+    kernel, bias = flow_layer.get_weights()
+    flow_layer.set_weights([np.random.default_rng(1).normal(0, 0.05, kernel.shape).astype("float32"), bias + 0.7])
+    moving, fixed = _pair()
+    moved, flow = model.predict_on_batch([moving, fixed])
+    assert np.abs(flow).max() > 0.1
+    np.testing.assert_allclose(moved, warp(moving, flow), atol=1e-5)
+
+
+def test_lstmcor_has_the_parts_of_design_md():
+    model = build_lstmcor()
+    assert model.get_layer("convlstm").filters == 4
+    assert model.get_layer("to_sequence").output.shape == (None, 16, 160, 192, 1)
+    assert model.get_layer("from_sequence").output.shape == (None, 160, 192, 64)
+    assert model.get_layer("depthwise").__class__.__name__ == "DepthwiseConv2D"
+    assert model.get_layer("funnel").output.shape[1:3] == (10, 12)
+    assert model.get_layer("field_se").hidden == 1
+
+
+@pytest.mark.parametrize("builder", [build_lstmcor, build_voxelmorph])
+def test_save_and_load_safe_mode_identical(tmp_path, builder):
+    model = builder(SMALL)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    pair = _pair()
+    for a, b in zip(model.predict_on_batch(pair), loaded.predict_on_batch(pair)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert not any(layer.__class__.__name__ == "Lambda" for layer in loaded.layers)
+
+
+def test_register_warps_labels_with_nearest_neighbour():
+    model = build_voxelmorph(SMALL)
+    layer = model.get_layer("flow_conv")
+    kernel, bias = layer.get_weights()
+    layer.set_weights([np.zeros_like(kernel), np.array([2.0, -3.0], np.float32)])  # a pure shift
+    moving, fixed = _pair(batch=1)
+    labels = np.random.default_rng(2).integers(0, 4, SMALL).astype(np.int32)
+    out = register(model, moving[0, ..., 0], fixed[0, ..., 0], labels)
+    assert out["moved_labels"].dtype == np.int32
+    assert out["moved_labels"].shape == SMALL
+    # moved(p) = labels(p + (2, -3)) inside the image
+    np.testing.assert_array_equal(out["moved_labels"][:-2, 3:], labels[2:, :-3])
+
+
+@pytest.mark.parametrize("shape", [(161, 192), (160, 190), (8, 8)])
+def test_sizes_the_model_cannot_take(shape):
+    with pytest.raises(ValueError, match="not divisible by 16"):
+        build_lstmcor(shape)
+    with pytest.raises(ValueError, match="not divisible by 16"):
+        build_voxelmorph(shape)
+
+
+def test_bad_options_and_inputs():
+    with pytest.raises(ValueError, match="recurrence"):
+        build_lstmcor(SMALL, recurrence="gru")
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("transmorph")
+    model = build_voxelmorph(SMALL)
+    moving, fixed = _pair(batch=1)
+    bad = moving.copy()
+    bad[0, 3, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        register(model, bad, fixed)
+    with pytest.raises(ValueError, match="the model takes 32 x 48"):
+        register(model, np.zeros((64, 48)), np.zeros((64, 48)))
+    with pytest.raises(ValueError, match="channels"):
+        register(model, np.zeros((1, 32, 48, 3)), np.zeros((1, 32, 48, 3)))
+    with pytest.raises(ValueError, match="integers"):
+        register(model, moving, fixed, moving_labels=np.zeros(SMALL, np.float32))
