@@ -8,11 +8,13 @@ Eq. 12, 13 and 15), so this module has its own layer.
 Speed: the four gates share one fused kernel, and the input-to-state and state-to-state
 convolutions of a step are one convolution of ``[X_t, H_{t-1}]`` (channels side by side) with the
 two kernels stacked along the input-channel axis: ``W_x * X_t + W_h * H_{t-1}`` is exactly that
-convolution, so each step costs one convolution. (Computing ``W_x * X_t`` of all steps in one
-batched convolution beforehand, then adding, was slower on every backend: with one input
-channel the batched convolution is a poor fit for the CPU kernels, and the extra addition and the
-``[B, T, H, W, 4F]`` intermediate cost more than one more input channel per step.) The first step
-starts from ``H_0 = C_0 = 0``, so it skips the recurrent terms and the forget gate.
+convolution, so each step costs one convolution (and TensorFlow fuses the bias into it).
+Computing ``W_x * X_t`` of all steps in one batched convolution beforehand, then adding it step
+by step, was no faster on TensorFlow, slower to train, and three times slower on JAX: with one
+input channel the batched convolution is a poor fit for the CPU kernels, and the extra addition
+and the ``[B, T, H, W, 4F]`` intermediate cost more than one more input channel per step. The
+first step starts from ``H_0 = C_0 = 0``, so it skips the recurrent terms and the forget gate.
+See ``benchmarks/README.md`` for the figures.
 """
 from __future__ import annotations
 

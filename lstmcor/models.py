@@ -46,6 +46,46 @@ def _inputs(input_shape: Sequence[int], levels: int):
     return moving, fixed
 
 
+@keras.saving.register_keras_serializable(package="lstmcor")
+class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
+    """``keras.layers.DepthwiseConv2D`` (Eq. 17), same weights and result, faster on JAX.
+
+    XLA's CPU kernel for a grouped convolution is slow (about 40 ms for the 64-channel head at
+    160 x 192, four times the whole VoxelMorph network). On JAX a stride-1, 'same', multiplier-1
+    depthwise convolution is therefore written as the sum over the ``k x k`` taps of the shifted,
+    zero-padded input times that tap's per-channel weight, which XLA fuses into one loop. The other
+    backends keep the native kernel (oneDNN's is fast on TensorFlow).
+    """
+
+    def _shifted_sum_applies(self):
+        return (
+            keras.backend.backend() == "jax"
+            and self.data_format == "channels_last"
+            and self.padding == "same"
+            and self.depth_multiplier == 1
+            and tuple(self.strides) == (1, 1)
+            and tuple(self.dilation_rate) == (1, 1)
+            and all(k % 2 == 1 for k in self.kernel_size)
+        )
+
+    def call(self, inputs):
+        if not self._shifted_sum_applies():
+            return super().call(inputs)
+        kh, kw = self.kernel_size
+        height, width = inputs.shape[1], inputs.shape[2]
+        padded = keras.ops.pad(inputs, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+        outputs = None
+        for i in range(kh):
+            for j in range(kw):
+                term = padded[:, i : i + height, j : j + width, :] * self.kernel[i, j, :, 0]
+                outputs = term if outputs is None else outputs + term
+        if self.use_bias:
+            outputs = outputs + self.bias
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+
 def build_voxelmorph(
     input_shape: Sequence[int] = (160, 192),
     enc_features: Sequence[int] = ENC_FEATURES,
@@ -160,7 +200,7 @@ def build_lstmcor(
 
     # 3. Flow head: SE, depthwise conv (Eq. 17), conv to two channels (Eq. 18).
     features = SqueezeExcitation(se_ratio, name="head_se")(features)
-    features = keras.layers.DepthwiseConv2D(3, padding="same", name="depthwise")(features)
+    features = DepthwiseConv2D(3, padding="same", name="depthwise")(features)
     flow = _flow_conv(features)
 
     # 4. Weighted spatial transformer (Eq. 19-20): one SE gate per field channel, then warp.
@@ -175,9 +215,12 @@ def build_lstmcor(
 def recommended_jit_compile(backend: str | None = None) -> bool:
     """The ``jit_compile`` setting for ``model.compile`` that ran these models fastest on a backend.
 
-    Measured with ``benchmarks/inference.py`` (see ``benchmarks/README.md``). TensorFlow: False, XLA
-    made both models several times slower on CPU. JAX: True (JAX always compiles; False would
-    run op by op). PyTorch: False (``torch.compile`` is slow to start and fragile).
+    Measured with ``benchmarks/inference.py`` on a 2-core CPU (see ``benchmarks/README.md``).
+    TensorFlow: False; XLA's CPU convolutions are slower than oneDNN's, so ``jit_compile=True``
+    made VoxelMorph about 2 times and LSTM-COR about 3.4 times slower per pair (and a LSTM-COR
+    training step about 17 times slower). JAX: True, its normal mode (False runs the model op by
+    op). PyTorch: False (not measured here; ``torch.compile`` is slow to start). On a GPU, time
+    both settings with the benchmark before trusting this default.
 
     Args:
         backend: ``"tensorflow"``, ``"jax"`` or ``"torch"``; default the active Keras backend.

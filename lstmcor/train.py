@@ -26,7 +26,7 @@ import numpy as np
 
 from lstmcor.data import PairDataset, RegistrationSet, load_dataset
 from lstmcor.losses import MSE, Grad
-from lstmcor.models import build_model
+from lstmcor.models import build_model, recommended_jit_compile
 
 PRESETS: dict[str, dict] = {
     # seconds: for tests and for executing the notebooks in CI
@@ -99,13 +99,9 @@ def compile_model(model: keras.Model, learning_rate: float = LEARNING_RATE, lam:
     return model
 
 
-def _jit_setting(jit_compile):
-    """XLA on the TensorFlow CPU backend made both models slower here; elsewhere let Keras decide."""
-    if jit_compile != "auto":
-        return bool(jit_compile)
-    if keras.backend.backend() == "tensorflow":
-        return False
-    return "auto"
+def _jit_setting(jit_compile) -> bool:
+    """``"auto"`` means the setting that measured fastest on the active backend."""
+    return recommended_jit_compile() if jit_compile == "auto" else bool(jit_compile)
 
 
 def device_name() -> str:
