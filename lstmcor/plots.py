@@ -190,3 +190,33 @@ def loss_curves(logs: dict[str, dict[str, np.ndarray]], key: str = "loss", windo
     axes[1].legend()
     fig.tight_layout()
     return fig
+
+
+def live_view(view, **controls):
+    """An interactive view for notebooks: the controls above an output area that redraws on change.
+
+    ``view(**values)`` draws the picture for the controls' current values. Nothing is drawn
+    while the cell itself runs, so a batch run (papermill, ``make book``) never waits on widget
+    output, which can hang ``ipywidgets.interact`` under nbclient; put a static call of ``view``
+    with the default values in the next cell for the book.
+
+    Args:
+        view: a function that draws (and shows) one picture.
+        **controls: ipywidgets controls, one per argument of ``view``.
+
+    Returns:
+        The widget to display.
+    """
+    import ipywidgets as widgets
+
+    out = widgets.Output()
+
+    def redraw(_=None):
+        with out:
+            out.clear_output(wait=True)
+            view(**{name: control.value for name, control in controls.items()})
+            plt.show()
+
+    for control in controls.values():
+        control.observe(redraw, "value")
+    return widgets.VBox([widgets.HBox(list(controls.values())), out])
