@@ -8,6 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PRESET ?= quick
+CELL_TIMEOUT ?= 1800
 
 .PHONY: help install test test-unit test-jax course book book-check benchmark clean
 
@@ -29,7 +30,7 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not browser" tests
 
 test: test-unit
-	$(MAKE) book PRESET=ci
+	$(MAKE) book PRESET=ci CELL_TIMEOUT=300
 	$(MAKE) book-check
 
 test-jax: $(STAMP)
@@ -37,7 +38,7 @@ test-jax: $(STAMP)
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "not browser and not slow" tests
 
 course: $(STAMP)
-	$(BIN)/python tools/run_course.py --preset $(PRESET) --out book/course
+	$(BIN)/python tools/run_course.py --preset $(PRESET) --out book/course --timeout $(CELL_TIMEOUT)
 
 book: course
 	$(BIN)/jupyter-book build book/
