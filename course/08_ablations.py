@@ -1,0 +1,341 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 8. Ablations: what does each addition buy?
+#
+# LSTM-COR is VoxelMorph plus five additions: squeeze-and-excitation on the U-Net skips
+# (chapters {doc}`01_squeeze_excitation` and {doc}`02_unet_se_skips`), the funnel connection
+# (chapter 2), a ConvLSTM over the channels instead of a plain convolution and its peephole terms
+# (chapter {doc}`03_convlstm_channels`, Eq. (12)-(16)), and the SE weighting of the field before
+# warping (chapter {doc}`05_spatial_transformer`, Eq. (20)). The paper tests only the whole
+# package against VoxelMorph, so it cannot say which of them does the work. An **ablation** does:
+# switch off one addition at a time, keep everything else (data, loss, optimiser, budget, seed)
+# the same, and score every variant on the same test pairs.
+#
+# **Learning goals.** After this chapter you can
+#
+# 1. build every ablated variant with the switches of `build_lstmcor` and count what each
+#    addition adds in weights;
+# 2. score the variants with the same evaluation as Table 1 and read the time each addition costs;
+# 3. decide, with per-pair differences and their spread, whether an addition helps, hurts, or
+#    cannot be told from noise on our data.
+
+# %% tags=["parameters"]
+PRESET = "quick"          # "ci" (seconds) | "quick" (minutes, laptop CPU) | "paper" (GPU)
+DATA = "default"
+SEED = 0
+OUTPUT_DIR = "outputs/08_ablations"
+
+# %%
+import json
+import logging
+import os
+
+os.makedirs(OUTPUT_DIR, exist_ok=True)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # quieter TensorFlow start (ignored by JAX and PyTorch)
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+from scipy import stats
+
+from lstmcor.data import load_dataset
+from lstmcor.evaluate import evaluate, load_weights, markdown_table, shipped_weights, weights_dir
+from lstmcor.models import build_lstmcor
+from lstmcor.plots import loss_curves
+from lstmcor.train import read_log
+
+N_PAIRS = {"ci": 4, "quick": 32, "paper": None}[PRESET]
+ds = load_dataset(DATA)
+print(f"[{PRESET}] pairs scored: {N_PAIRS if N_PAIRS else 'all ordered pairs of different test subjects'}")
+
+# %% [markdown]
+# ## The variants
+#
+# Each variant is the full model with one switch of `build_lstmcor` turned off. The shipped
+# weights of each were trained by `lstmcor train` with the matching flag (`--no-se-skips`,
+# `--no-funnel`, `--recurrence conv`, `--no-peepholes`, `--no-field-se`). VoxelMorph is kept as
+# the reference that has none of the additions.
+
+# %%
+FULL = "LSTM-COR"
+VARIANTS = {   # row name: (shipped weights, switches of build_lstmcor, the addition that is switched off)
+    FULL: ("lstmcor", {}, None),
+    "no SE skips": ("lstmcor_no_se_skips", {"se_skips": False}, "SE on the skips"),
+    "no funnel": ("lstmcor_no_funnel", {"funnel": False}, "funnel connection"),
+    "conv, not ConvLSTM": ("lstmcor_conv", {"recurrence": "conv"}, "ConvLSTM over channels"),
+    "no peepholes": ("lstmcor_no_peepholes", {"peepholes": False}, "peephole terms"),
+    "no field SE": ("lstmcor_no_field_se", {"field_se": False}, "SE on the field"),
+}
+params = {row: build_lstmcor(input_shape=ds.shape, **switches).count_params()
+          for row, (_, switches, _) in VARIANTS.items()}
+models = {row: load_weights(shipped_weights(name)) for row, (name, _, _) in VARIANTS.items()}
+models["VoxelMorph"] = load_weights(shipped_weights("voxelmorph"))
+lines = ["| variant | switches | weights | weights vs full |", "|---|---|---|---|"]
+for row, (name, switches, _) in VARIANTS.items():
+    assert models[row].count_params() == params[row], f"{name}.keras does not match build_lstmcor(**{switches})"
+    lines.append(f"| {row} | `{switches or 'all on'}` | {params[row]:,} | {params[row] - params[FULL]:+,} |")
+lines.append(f"| VoxelMorph | (reference) | {models['VoxelMorph'].count_params():,} | "
+             f"{models['VoxelMorph'].count_params() - params[FULL]:+,} |")
+display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# Every shipped file has exactly the weights that `build_lstmcor` gives for its switches (the
+# `assert` above checks it). Note how small most additions are in weights: an SE block on $C$
+# channels has $2 C \cdot \max(1, \lfloor C/r \rfloor)$ weights (Eq. (4) has no biases), and the
+# peepholes one weight per hidden channel and gate. Weights are not time, though: the ConvLSTM
+# adds few weights but runs its 16 steps one after another.
+#
+# :::{admonition} Exercise 8.1: what the SE skips weigh
+# :class: exercise
+# The encoder has features `[16, 32, 32, 32]` and every SE block uses $r = 8$ without biases.
+# Predict, with pen and paper, how many weights LSTM-COR loses when the SE blocks on its four
+# skips are removed, and put the number in `answer_81`.
+# :::
+
+# %% tags=["exercise"]
+answer_81 = None   # weights of the full model minus weights without SE skips
+
+# %% tags=["solution"]
+# One SE block on C channels: W1 is (C/r) x C and W2 is C x (C/r), no biases.
+answer_81 = sum(2 * c * max(1, c // 8) for c in [16, 32, 32, 32])
+print(f"16 channels: 2 * 16 * 2 = 64; 32 channels: 2 * 32 * 4 = 256, three times; total {answer_81}")
+
+
+# %%
+def check_ex81(answer):
+    assert answer is not None, "Set answer_81 to a number of weights."
+    expected = params[FULL] - params["no SE skips"]
+    if answer == expected // 2:
+        raise AssertionError("Half the answer: each SE block has two dense layers, W1 and W2.")
+    if answer == sum(2 * c * max(1, c // 8) + c + max(1, c // 8) for c in [16, 32, 32, 32]):
+        raise AssertionError("You counted biases: Eq. (4) has none, and the package follows it (use_bias=False).")
+    assert answer == expected, (f"{answer} is not the difference of the two models ({expected}): count W1 and W2 "
+                                "of one SE block per encoder level, hidden width max(1, C // 8).")
+    print(f"Correct: removing the SE skips removes {expected} of {params[FULL]:,} weights "
+          f"({100 * expected / params[FULL]:.2f} %).")
+
+
+check_ex81(answer_81)
+
+# %% [markdown]
+# ## How the variants were trained
+#
+# An ablation is only fair if every variant had the same training. The model card states the
+# command, preset and seed behind each file, and the logs shipped beside the weights let us check
+# the budgets and see the curves. Read the budget before reading the table: with a short training,
+# differences of a few thousandths in Dice are within the noise of training itself (another seed
+# would reorder them).
+
+# %%
+card = weights_dir() / "README.md"
+if card.is_file():
+    display(Markdown("**Model card** (`data/weights/README.md`)\n\n" + card.read_text()))
+logs = {}
+for row, (name, _, _) in list(VARIANTS.items()) + [("VoxelMorph", ("voxelmorph", {}, None))]:
+    path = weights_dir() / f"{name}.log.csv"
+    if path.is_file():
+        logs[row] = read_log(path)
+        print(f"{row:20s} {len(logs[row]['loss']):4d} epochs, final training loss {logs[row]['loss'][-1]:.5f}, "
+              f"final validation loss {logs[row].get('val_loss', [np.nan])[-1]:.5f}")
+    else:
+        print(f"{row:20s} no log at {path}")
+budgets = {len(log["loss"]) for log in logs.values()}
+print(f"[{PRESET}] " + ("all variants trained for the same number of epochs" if len(budgets) == 1
+                        else f"different budgets: {sorted(budgets)} epochs; compare with care"))
+
+# %% mystnb={"figure": {"caption": "Training loss of every shipped variant, raw and with a moving average (as in Fig. 5).", "name": "fig-08-loss"}}
+if logs:
+    n_epochs = min(len(log["loss"]) for log in logs.values())
+    loss_curves(logs, key="loss", window=max(1, min(25, n_epochs // 10)))
+    plt.show()
+
+# %% [markdown]
+# ## The same Table 1, for every variant
+#
+# The evaluation of chapter {doc}`07_evaluation`, on the same seeded test pairs, without the slow
+# classical row. Times are medians of repeated batch-1 calls on the device named in the header.
+
+# %%
+ev = evaluate(models, data=ds, split="test", n_pairs=N_PAIRS, seed=SEED, classical=False,
+              out=OUTPUT_DIR, progress=False)
+display(Markdown(f"**[{PRESET}] Ablations on {len(ev.pairs)} test pairs, mean (std over pairs)**\n\n" + ev.table()))
+
+
+# %% [markdown]
+# ## What each addition buys, and what it costs
+#
+# For each addition we take, pair by pair, the full model's score minus the score of the variant
+# without it: a positive $\Delta$Dice or a negative $\Delta$MSE means the addition helps. Its
+# uncertainty is the standard error of the mean difference over pairs, and the Wilcoxon
+# signed-rank test asks whether the differences lean one way more than chance would. The cost is
+# the difference in median time per pair, and in weights.
+
+# %%
+def per_pair(row, metric):
+    return {(r["moving"], r["fixed"]): r[metric] for r in ev.rows if r["method"] == row}
+
+
+def addition_effect(row, metric):
+    full, ablated = per_pair(FULL, metric), per_pair(row, metric)
+    diffs = np.array([full[p] - ablated[p] for p in full if np.isfinite(full[p]) and np.isfinite(ablated[p])])
+    try:
+        p_value = float(stats.wilcoxon(diffs).pvalue) if np.any(diffs != 0) else 1.0
+    except ValueError:
+        p_value = float("nan")
+    se = float(np.std(diffs, ddof=1) / np.sqrt(diffs.size)) if diffs.size > 1 else float("nan")
+    return float(np.mean(diffs)), se, p_value
+
+
+effects = {}
+for row, (_, _, addition) in VARIANTS.items():
+    if addition is None:
+        continue
+    dice_mean, dice_se, dice_p = addition_effect(row, "dice")
+    mse_mean, mse_se, mse_p = addition_effect(row, "mse")
+    effects[addition] = {
+        "row": row, "dice": dice_mean, "dice_se": dice_se, "dice_p": dice_p,
+        "mse": mse_mean, "mse_se": mse_se, "mse_p": mse_p,
+        "ms": 1000 * (ev.summary[FULL]["seconds_mean"] - ev.summary[row]["seconds_mean"]),
+        "weights": params[FULL] - params[row],
+    }
+spread = ev.summary[FULL]["dice_std"]
+lines = ["| addition | ΔDice (± SE) | Wilcoxon p | ΔMSE (± SE) | Wilcoxon p | Δtime (ms/pair) | Δweights |",
+         "|---|---|---|---|---|---|---|"]
+for addition, e in effects.items():
+    lines.append(f"| {addition} | {e['dice']:+.4f} (± {e['dice_se']:.4f}) | {e['dice_p']:.3g} | "
+                 f"{e['mse']:+.6f} (± {e['mse_se']:.6f}) | {e['mse_p']:.3g} | {e['ms']:+.1f} | {e['weights']:+,} |")
+display(Markdown(f"**[{PRESET}] Full model minus the variant without each addition, {len(ev.pairs)} pairs** "
+                 f"(pair-to-pair spread of the full model's Dice: {spread:.4f})\n\n" + "\n".join(lines)))
+with open(os.path.join(OUTPUT_DIR, "effects.json"), "w") as handle:
+    json.dump({"preset": PRESET, "pairs": len(ev.pairs), "device": ev.device, "effects": effects}, handle, indent=2)
+
+# %% mystnb={"figure": {"caption": "Each addition of the paper as a point: what it costs in time per pair (across) against what it changes in Dice and MSE (up: better). Vertical bars: standard error over pairs; horizontal bars: an estimate of the timing noise.", "name": "fig-08-cost-benefit"}}
+fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.4))
+colours = plt.cm.tab10(np.arange(len(effects)))
+runs = ev.summary[FULL]["timing_runs"]
+for ax, metric, sign, label in [(axes[0], "dice", 1, "ΔDice (higher: the addition helps)"),
+                                (axes[1], "mse", -1, "−ΔMSE (higher: the addition helps)")]:
+    for colour, (addition, e) in zip(colours, effects.items()):
+        time_noise = 1000 * np.hypot(ev.summary[FULL]["seconds_std"], ev.summary[e["row"]]["seconds_std"]) / np.sqrt(runs)
+        ax.errorbar(e["ms"], sign * e[metric], xerr=time_noise, yerr=e[f"{metric}_se"], fmt="o", color=colour,
+                    capsize=4, markersize=7, label=addition)
+    ax.axhline(0, color="gray", linewidth=1)
+    ax.axvline(0, color="gray", linewidth=0.6, linestyle=":")
+    ax.set_xlabel("Δtime per pair (ms): what the addition costs")
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+band = spread / np.sqrt(len(ev.pairs))
+axes[0].axhspan(-band, band, color="tab:gray", alpha=0.15, label="Dice spread / √pairs")
+axes[0].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+fig.suptitle(f"[{PRESET}] the paper's additions, one at a time ({len(ev.pairs)} test pairs, {ev.device})")
+fig.tight_layout()
+plt.show()
+
+# %% mystnb={"figure": {"caption": "Per-pair Dice of every variant (one line per test pair), so that the size of the differences can be seen against the spread between pairs.", "name": "fig-08-pairs"}}
+rows_order = list(VARIANTS) + ["VoxelMorph"]
+dice_table = np.array([[per_pair(row, "dice")[p] for row in rows_order] for p in per_pair(FULL, "dice")])
+fig, ax = plt.subplots(figsize=(10, 3.8))
+for values in dice_table:
+    ax.plot(range(len(rows_order)), values, color="tab:blue", alpha=0.25, linewidth=0.8)
+ax.plot(range(len(rows_order)), dice_table.mean(0), "o-", color="black", label="mean over pairs")
+ax.set_xticks(range(len(rows_order)), rows_order, rotation=15, fontsize=9)
+ax.set_ylabel("Dice")
+ax.set_title(f"[{PRESET}] Dice per test pair and variant")
+ax.legend()
+ax.grid(alpha=0.3)
+fig.tight_layout()
+plt.show()
+
+
+# %% [markdown]
+# ## What the ablation says, in plain words
+#
+# Written from this run's numbers. An addition is said to **help** (or **hurt**) only when the
+# paired test gives $p < 0.05$; otherwise its effect is reported as within noise, with its size
+# measured against the spread of Dice between pairs. Time differences of a few milliseconds on a
+# CPU are within the timing noise (the standard deviations in the table above).
+
+# %%
+def plain(addition, e):
+    size = abs(e["dice"]) / spread if spread > 0 else float("nan")
+    if np.isfinite(e["dice_p"]) and e["dice_p"] < 0.05:
+        word = "helps" if e["dice"] > 0 else "hurts"
+        judgement = f"**{word}**: Dice {e['dice']:+.4f} (p = {e['dice_p']:.3g})"
+    else:
+        judgement = (f"cannot be told from noise: Dice {e['dice']:+.4f} ± {e['dice_se']:.4f} "
+                     f"(p = {e['dice_p']:.3g})")
+    mse_word = "lowers" if e["mse"] < 0 else "raises"
+    return (f"- *{addition}* {judgement}, {100 * size:.1f} % of the pair-to-pair spread of Dice; it {mse_word} MSE by "
+            f"{abs(e['mse']):.6f} (p = {e['mse_p']:.3g}); it costs {e['ms']:+.1f} ms per pair and {e['weights']:+,} weights.")
+
+
+vxm_gap = ev.summary[FULL]["dice_mean"] - ev.summary["VoxelMorph"]["dice_mean"]
+time_full, time_vxm = ev.summary[FULL]["seconds_mean"], ev.summary["VoxelMorph"]["seconds_mean"]
+helpful = [a for a, e in effects.items() if np.isfinite(e["dice_p"]) and e["dice_p"] < 0.05 and e["dice"] > 0]
+dearest = max(effects, key=lambda a: effects[a]["ms"])
+text = [f"**[{PRESET}] The additions on our data** ({len(ev.pairs)} test pairs, weights trained as the model card says)\n"]
+text += [plain(addition, e) for addition, e in effects.items()]
+text.append(f"\nAll together, LSTM-COR's Dice is {vxm_gap:+.4f} against VoxelMorph's, at {1000 * time_full:.1f} ms against "
+            f"{1000 * time_vxm:.1f} ms per pair. "
+            + (f"Additions that help beyond noise: {', '.join(helpful)}. " if helpful
+               else "No single addition helps beyond pair-to-pair noise on these pairs. ")
+            + f"The most expensive in time is the {dearest} ({effects[dearest]['ms']:+.1f} ms per pair).")
+display(Markdown("\n".join(text)))
+with open(os.path.join(OUTPUT_DIR, "ablation_summary.md"), "w") as handle:
+    handle.write("\n".join(text) + "\n")
+
+# %% [markdown]
+# :::{admonition} Why "within noise" is the expected answer for small budgets
+# :class: note
+# Two trainings of the *same* model with different seeds already differ in Dice by an amount of
+# the order of the effects above; an ablation with one seed per variant cannot separate an effect
+# smaller than that. The honest ways forward are longer training (`PRESET = "paper"` on a GPU),
+# several seeds per variant, and more test pairs. None of them changes the time column, which is
+# the one measurement here that does not depend on training.
+# :::
+#
+# ## Train an ablation yourself
+#
+# Every variant comes from the same trainer with one flag. On a GPU kernel, with the budget of
+# the paper:
+#
+# ```bash
+# lstmcor train --model lstmcor --preset paper --no-se-skips       --out runs/no-se-skips
+# lstmcor train --model lstmcor --preset paper --no-funnel         --out runs/no-funnel
+# lstmcor train --model lstmcor --preset paper --recurrence conv   --out runs/conv
+# lstmcor train --model lstmcor --preset paper --no-peepholes      --out runs/no-peepholes
+# lstmcor train --model lstmcor --preset paper --no-field-se       --out runs/no-field-se
+# lstmcor evaluate --weights runs/*/model.keras --names ... --pairs 0
+# ```
+#
+# or, in Python, `lstmcor.train.train("lstmcor", PRESET, out=..., model_options={"funnel": False})`.
+# We do not train them live here: a fair comparison needs the same (long) budget for every
+# variant, and a few minutes of CPU training per variant would only add noise to the table.
+#
+# ## Summary
+#
+# - Each addition of the paper is a switch of `build_lstmcor`; the shipped ablation weights were
+#   trained like the full model, with one switch off.
+# - The additions are cheap in weights: a few hundred for the SE blocks, a dozen for the
+#   peepholes, a few thousand for the funnel (it widens the first decoder convolution); the
+#   ConvLSTM even has fewer weights than the plain convolution that replaces it. In time it is
+#   another story: the ConvLSTM runs its steps one after another, and the table above shows
+#   what that costs per pair on this device.
+# - Whether an addition helps is judged pair by pair, against the spread between pairs and with
+#   a paired test; the paragraph above says it for this run.
+#
+# **Next:** this is the last chapter of the course. The {doc}`../readings` page lists every place
+# where we had to choose a reading of the paper; changing one of them and rerunning chapters 6 to
+# 8 is the natural next experiment.
