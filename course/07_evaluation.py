@@ -57,7 +57,7 @@ from lstmcor.data import load_dataset
 from lstmcor.evaluate import evaluate, load_weights, markdown_table, shipped_weights, weights_dir
 from lstmcor.metrics import dice
 from lstmcor.models import register
-from lstmcor.plots import field_summary, label_rgb, registration_panels
+from lstmcor.plots import field_summary, label_rgb
 
 N_PAIRS = {"ci": 4, "quick": 32, "paper": None}[PRESET]
 ds = load_dataset(DATA)
@@ -203,15 +203,27 @@ show_pair(SHOWN)
 plt.show()
 
 # %% [markdown]
-# The package's `registration_panels` draws the same row for one method, the form of the paper's
-# Table 2; here for LSTM-COR on three test pairs.
+# The same row for one method on several pairs is the form of the paper's Table 2; here for
+# LSTM-COR on three test pairs (the package's `lstmcor.plots.registration_panels` draws one such row).
 
-# %% mystnb={"figure": {"caption": "Table 2 on our data: LSTM-COR on three test pairs.", "name": "fig-07-table2"}}
-for k in range(min(3, len(ev.pairs))):
+# %% mystnb={"figure": {"caption": "Table 2 on our data: LSTM-COR on up to three test pairs, one row each (moving, fixed, moved, and the differences to the fixed image before and after).", "name": "fig-07-table2"}}
+rows = min(3, len(ev.pairs))
+fig, axes = plt.subplots(rows, 5, figsize=(13, 2.9 * rows), squeeze=False)
+for k in range(rows):
     m, f = ev.pairs[k]
-    registration_panels(ds.images[m], ds.images[f], registered(k)["LSTM-COR"]["moved"],
-                        suptitle=f"[{PRESET}] LSTM-COR, pair {k}: {m} -> {f}, Dice {pair_rows(k)['LSTM-COR']['dice']:.3f}")
-    plt.show()
+    moved = registered(k)["LSTM-COR"]["moved"][0, ..., 0]
+    views = [ds.images[m], ds.images[f], moved, ds.images[m] - ds.images[f], moved - ds.images[f]]
+    names = ["moving", "fixed", "moved", "diff before", "diff after"]
+    for ax, image, name in zip(axes[k], views, names):
+        diverging = name.startswith("diff")
+        ax.imshow(image, cmap="RdBu_r" if diverging else "gray", vmin=-0.5 if diverging else 0, vmax=0.5 if diverging else 1)
+        ax.set_title(name if k == 0 else "", fontsize=10)
+        ax.axis("off")
+    axes[k, 0].text(-0.05, 0.5, f"pair {k}: {m} -> {f}\nDice {pair_rows(k)['LSTM-COR']['dice']:.3f}",
+                    transform=axes[k, 0].transAxes, rotation=90, va="center", ha="right", fontsize=9)
+fig.suptitle(f"[{PRESET}] LSTM-COR on test pairs")
+fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # ## Time per pair: Fig. 6
