@@ -36,12 +36,11 @@ sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 
 from lstmcor.data import (  # noqa: E402
     DEFAULT_FILENAME,
-    dice_score,
-    jacobian_determinant,
     subject_pullback,
     subject_transform,
     warp_array,
 )
+from lstmcor.metrics import jacobian_determinant, mean_dice  # noqa: E402
 
 NILEARN_VERSION = "0.14.1"
 MRICRON_DATA_VERSION = "1.2.20211006+dfsg-4"
@@ -253,8 +252,8 @@ def make_subject(k: int, base_img, base_lab, shifts):
         u, winv = subject_transform(velocity, affine, (H, W), CONTROL_SPACING, INTEGRATION_STEPS)
         psi = subject_pullback(u, affine)
         grid = np.mgrid[0:H, 0:W].astype(np.float64)
-        jac = jacobian_determinant(psi - grid)
-        if jac.min() > 0 and jacobian_determinant(winv).min() > 0:
+        jac = jacobian_determinant(np.moveaxis(psi - grid, 0, -1))
+        if jac.min() > 0 and jacobian_determinant(np.moveaxis(winv, 0, -1)).min() > 0:
             break
     else:
         raise RuntimeError(f"subject {k}: no folding-free deformation in 20 draws")
@@ -372,11 +371,11 @@ def statistics(arrays) -> dict:
         pair_mean.append(mag[brain].mean())
         pair_max.append(mag[brain].max())
         min_jac.append(jacobian_determinant(d).min())
-        dice_before.append(dice_score(ds.labels[m], ds.labels[f]))
-        dice_true.append(dice_score(warp_array(ds.labels[m], d, order=0), ds.labels[f]))
+        dice_before.append(mean_dice(ds.labels[f], ds.labels[m]))
+        dice_true.append(mean_dice(ds.labels[f], warp_array(ds.labels[m], d, order=0)))
     for m, f in cross:
-        dice_cross.append(dice_score(ds.labels[m], ds.labels[f]))
-    base_dice = dice_score(ds.meta["base_labels"][0], ds.meta["base_labels"][1])
+        dice_cross.append(mean_dice(ds.labels[f], ds.labels[m]))
+    base_dice = mean_dice(ds.meta["base_labels"][1], ds.meta["base_labels"][0])
     return {
         "subject_vs_base_mean_px": float(np.mean(sub_mean)),
         "subject_vs_base_max_px": float(np.max(sub_max)),

@@ -45,7 +45,6 @@ __all__ = [
     "pair_indices",
     "PairDataset",
     "default_data_path",
-    "dice_score",
     "warp_array",
 ]
 
@@ -132,26 +131,12 @@ def pad_or_crop(array: np.ndarray, multiple: int = 16, target_shape=None) -> np.
     return out
 
 
-def dice_score(labels_a: np.ndarray, labels_b: np.ndarray, label_values=None) -> float:
-    """Mean Dice over foreground labels (those present in ``labels_b`` unless given)."""
-    labels_a = np.asarray(labels_a)
-    labels_b = np.asarray(labels_b)
-    if label_values is None:
-        label_values = [v for v in np.unique(labels_b) if v != 0]
-    scores = []
-    for v in label_values:
-        a = labels_a == v
-        b = labels_b == v
-        denom = a.sum() + b.sum()
-        if denom > 0:
-            scores.append(2.0 * np.logical_and(a, b).sum() / denom)
-    return float(np.mean(scores)) if scores else float("nan")
-
-
 def warp_array(array: np.ndarray, displacement: np.ndarray, order: int = 1) -> np.ndarray:
     """``out(p) = array(p + D(p))`` for a 2D array and a ``[H, W, 2]`` field (zero outside).
 
     ``order=0`` (nearest neighbour) is the one to use for label maps; the dtype is then kept.
+    The data builder uses this SciPy resampler (zero outside the image) to make pseudo-subjects;
+    the networks warp with :func:`lstmcor.transform.warp`, which repeats the border instead.
     """
     array = np.asarray(array)
     h, w = array.shape
@@ -241,16 +226,6 @@ def pair_displacement(u_fixed, affine_fixed, w_moving, affine_moving) -> np.ndar
     z = subject_pullback(u_fixed, affine_fixed)
     q = _apply_affine(_invert_affine(affine_moving), z + _sample_field(w_moving, z))
     return np.moveaxis(q - grid, 0, -1).astype(np.float32)
-
-
-def jacobian_determinant(displacement: np.ndarray) -> np.ndarray:
-    """det(I + grad D) of x -> x + D(x) for ``[2, H, W]`` or ``[H, W, 2]`` fields (central differences)."""
-    d = np.asarray(displacement, np.float64)
-    if d.shape[-1] == 2 and d.shape[0] != 2:
-        d = np.moveaxis(d, -1, 0)
-    d0r, d0c = np.gradient(d[0])
-    d1r, d1c = np.gradient(d[1])
-    return (1.0 + d0r) * (1.0 + d1c) - d0c * d1r
 
 
 # --------------------------------------------------------------------------------------------
