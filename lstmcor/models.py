@@ -46,6 +46,39 @@ def _inputs(input_shape: Sequence[int], levels: int):
     return moving, fixed
 
 
+def _unet(x, enc_features, dec_features, se_skips: bool = False, funnel: bool = False, se_ratio: int = 8):
+    """VoxelMorph's U-Net body; optionally SE on the skips and the funnel connection (LSTM-COR).
+
+    Encoder: conv, keep the skip, max-pool, per level. Decoder: conv, upsample, concatenate the
+    matching skip, per level; then the full-resolution convolutions ``dec_features[levels:]``.
+    """
+    levels = len(enc_features)
+    if len(dec_features) < levels:
+        raise ValueError(f"dec_features needs at least {levels} entries (one per level), got {len(dec_features)}.")
+    skips = []
+    for level, features in enumerate(enc_features):
+        x = _conv(x, features, f"enc{level}")
+        skips.append(SqueezeExcitation(se_ratio, name=f"skip{level}_se")(x) if se_skips else x)
+        x = keras.layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
+    if funnel:
+        # Funnel: the weighted highest-resolution skip, pooled to the bottleneck's size.
+        top = keras.layers.AveragePooling2D(2**levels, name="funnel_pool")(skips[0])
+        x = keras.layers.Concatenate(name="funnel")([x, top])
+    for level in range(levels):
+        x = _conv(x, dec_features[level], f"dec{level}")
+        x = keras.layers.UpSampling2D(2, name=f"dec{level}_up")(x)
+        x = keras.layers.Concatenate(name=f"dec{level}_skip")([x, skips[levels - 1 - level]])
+    for k, features in enumerate(dec_features[levels:]):
+        x = _conv(x, features, f"full{k}")
+    return x
+
+
+def _registration_outputs(moving, flow):
+    """Warp ``moving`` by ``flow``; name the two outputs ``moved`` and ``flow``."""
+    moved = SpatialTransformer(name="transformer")([moving, flow])
+    return [keras.layers.Identity(name="moved")(moved), keras.layers.Identity(name="flow")(flow)]
+
+
 @keras.saving.register_keras_serializable(package="lstmcor")
 class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
     """``keras.layers.DepthwiseConv2D`` (Eq. 17), same weights and result, faster on JAX.
@@ -104,27 +137,11 @@ def build_voxelmorph(
     Returns:
         A Keras model ``[moving, fixed] -> [moved, flow]``.
     """
-    levels = len(enc_features)
-    if len(dec_features) < levels:
-        raise ValueError(f"dec_features needs at least {levels} entries (one per level), got {len(dec_features)}.")
-    moving, fixed = _inputs(input_shape, levels)
+    moving, fixed = _inputs(input_shape, len(enc_features))
     x = keras.layers.Concatenate(name="pair")([moving, fixed])
-    skips = []
-    for level, features in enumerate(enc_features):
-        x = _conv(x, features, f"enc{level}")
-        skips.append(x)
-        x = keras.layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
-    for level in range(levels):
-        x = _conv(x, dec_features[level], f"dec{level}")
-        x = keras.layers.UpSampling2D(2, name=f"dec{level}_up")(x)
-        x = keras.layers.Concatenate(name=f"dec{level}_skip")([x, skips[levels - 1 - level]])
-    for k, features in enumerate(dec_features[levels:]):
-        x = _conv(x, features, f"full{k}")
+    x = _unet(x, enc_features, dec_features)
     flow = _flow_conv(x)
-    moved = SpatialTransformer(name="transformer")([moving, flow])
-    moved = keras.layers.Identity(name="moved")(moved)
-    flow = keras.layers.Identity(name="flow")(flow)
-    return keras.Model([moving, fixed], [moved, flow], name=name)
+    return keras.Model([moving, fixed], _registration_outputs(moving, flow), name=name)
 
 
 def build_lstmcor(
@@ -163,31 +180,13 @@ def build_lstmcor(
     """
     if recurrence not in ("convlstm", "conv"):
         raise ValueError(f"recurrence must be 'convlstm' or 'conv', got {recurrence!r}.")
-    levels = len(enc_features)
-    if len(dec_features) < levels:
-        raise ValueError(f"dec_features needs at least {levels} entries (one per level), got {len(dec_features)}.")
     if n_seq < 1 or lstm_filters < 1:
         raise ValueError(f"n_seq and lstm_filters must be >= 1, got {n_seq} and {lstm_filters}.")
-    moving, fixed = _inputs(input_shape, levels)
+    moving, fixed = _inputs(input_shape, len(enc_features))
 
     # 1. Sequence generator: a U-Net with channel attention on its skips (paper 2.5, Fig. 3).
     x = keras.layers.Concatenate(name="pair")([moving, fixed])
-    skips = []
-    for level, features in enumerate(enc_features):
-        x = _conv(x, features, f"enc{level}")
-        skip = SqueezeExcitation(se_ratio, name=f"skip{level}_se")(x) if se_skips else x
-        skips.append(skip)
-        x = keras.layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
-    if funnel:
-        # Funnel: the weighted highest-resolution skip, pooled to the bottleneck's size.
-        top = keras.layers.AveragePooling2D(2**levels, name="funnel_pool")(skips[0])
-        x = keras.layers.Concatenate(name="funnel")([x, top])
-    for level in range(levels):
-        x = _conv(x, dec_features[level], f"dec{level}")
-        x = keras.layers.UpSampling2D(2, name=f"dec{level}_up")(x)
-        x = keras.layers.Concatenate(name=f"dec{level}_skip")([x, skips[levels - 1 - level]])
-    for k, features in enumerate(dec_features[levels:]):
-        x = _conv(x, features, f"full{k}")
+    x = _unet(x, enc_features, dec_features, se_skips=se_skips, funnel=funnel, se_ratio=se_ratio)
     sequence = _conv(x, n_seq, "sequence")
 
     # 2. Channels as a sequence through a ConvLSTM (Eq. 6, 12-16), or a plain conv for ablation.
@@ -206,10 +205,7 @@ def build_lstmcor(
     # 4. Weighted spatial transformer (Eq. 19-20): one SE gate per field channel, then warp.
     if field_se:
         flow = SqueezeExcitation(se_ratio, name="field_se")(flow)
-    moved = SpatialTransformer(name="transformer")([moving, flow])
-    moved = keras.layers.Identity(name="moved")(moved)
-    flow = keras.layers.Identity(name="flow")(flow)
-    return keras.Model([moving, fixed], [moved, flow], name=name)
+    return keras.Model([moving, fixed], _registration_outputs(moving, flow), name=name)
 
 
 def recommended_jit_compile(backend: str | None = None) -> bool:
