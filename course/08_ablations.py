@@ -260,6 +260,62 @@ plt.show()
 
 
 # %% [markdown]
+# ## Look at one variant on one pair
+#
+# Numbers hide what a difference in Dice looks like. Pick a variant and a test pair: the row
+# shows the moving and fixed images, what the variant makes of the moving image, the difference
+# to the fixed image after registration, and the field as a colour wheel (hue: direction,
+# brightness: length). The static figure after it shows the full model and every variant on the
+# first test pair.
+
+# %%
+import ipywidgets as widgets
+
+from lstmcor.models import register
+from lstmcor.plots import flow_to_rgb, live_view
+
+
+def show_variant(row, k):
+    """One variant on test pair number k: moving, fixed, moved, difference after, field."""
+    m, f = ev.pairs[k]
+    out = register(models[row], ds.images[m], ds.images[f])
+    moved, flow = out["moved"][0, ..., 0], out["flow"][0]
+    fig, axes = plt.subplots(1, 5, figsize=(13, 2.9))
+    views = [(ds.images[m], "moving", "gray"), (ds.images[f], "fixed", "gray"), (moved, "moved", "gray"),
+             (moved - ds.images[f], "diff after", "RdBu_r")]
+    for ax, (image, title, cmap) in zip(axes, views):
+        diverging = cmap == "RdBu_r"
+        ax.imshow(image, cmap=cmap, vmin=-0.5 if diverging else 0, vmax=0.5 if diverging else 1)
+        ax.set_title(title, fontsize=10)
+    axes[4].imshow(flow_to_rgb(flow))
+    axes[4].set_title("field", fontsize=10)
+    for ax in axes:
+        ax.axis("off")
+    dice_k = [r["dice"] for r in ev.rows if r["method"] == row and (r["moving"], r["fixed"]) == (m, f)][0]
+    fig.suptitle(f"[{PRESET}] {row}, test pair {k} ({m} -> {f}): Dice {dice_k:.3f}", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+# %% tags=["widget"]
+display(live_view(show_variant,
+                  row=widgets.Dropdown(options=list(VARIANTS) + ["VoxelMorph"], value=FULL, description="variant"),
+                  k=widgets.IntSlider(0, 0, len(ev.pairs) - 1, description="test pair")))
+
+# %% mystnb={"figure": {"caption": "The widget's default view: the full LSTM-COR on the first test pair.", "name": "fig-08-variant"}}
+show_variant(FULL, 0)
+plt.show()
+
+# %% [markdown]
+# The same pair for every variant, the full model first, VoxelMorph last:
+
+# %%
+for row in [r for r in VARIANTS if r != FULL] + ["VoxelMorph"]:
+    show_variant(row, 0)
+    plt.show()
+
+
+# %% [markdown]
 # ## What the ablation says, in plain words
 #
 # Written from this run's numbers. An addition is said to **help** (or **hurt**) only when the
