@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -117,8 +118,13 @@ def find_sources(fetch: bool = True) -> dict[str, Path]:
         print(f"fetching Debian mricron-data {MRICRON_DATA_VERSION} into {SOURCES_DIR} "
               "(apt-get download + dpkg-deb -x; nothing is installed)", flush=True)
         try:
-            subprocess.run(["apt-get", "download", f"mricron-data={MRICRON_DATA_VERSION}"],
-                           cwd=SOURCES_DIR, check=True)
+            download = ["apt-get", "download", f"mricron-data={MRICRON_DATA_VERSION}"]
+            if subprocess.run(download, cwd=SOURCES_DIR).returncode != 0 and os.geteuid() == 0:
+                # a fresh machine may have no package lists yet: read them once, then try again
+                subprocess.run(["apt-get", "update", "-qq"], check=True)
+                subprocess.run(download, cwd=SOURCES_DIR, check=True)
+            elif not sorted(SOURCES_DIR.glob("mricron-data_*.deb")):
+                raise subprocess.CalledProcessError(1, download)
             deb = sorted(SOURCES_DIR.glob("mricron-data_*.deb"))[-1]
             subprocess.run(["dpkg-deb", "-x", str(deb), str(SOURCES_DIR / "mricron-data")], check=True)
         except (OSError, subprocess.CalledProcessError, IndexError) as exc:
