@@ -166,7 +166,7 @@ try:
     from lstmcor.evaluate import load_weights, shipped_weights
     model = load_weights(shipped_weights("lstmcor"))
     weights_note = "shipped trained weights (data/weights/lstmcor.keras)"
-except (FileNotFoundError, ValueError) as error:
+except (FileNotFoundError, ValueError):
     model = lstmcor.build_lstmcor(input_shape=ds.shape)
     weights_note = "an UNTRAINED model (random weights): no shipped weights were found"
 print("using", weights_note)

@@ -55,7 +55,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-import lstmcor
 from lstmcor.convlstm import ChannelsToSequence, PeepholeConvLSTM2D, SequenceToChannels
 from lstmcor.data import load_dataset, pair_indices
 from lstmcor.evaluate import load_weights, shipped_weights

@@ -58,7 +58,7 @@ from lstmcor.evaluate import load_weights, shipped_weights
 from lstmcor.metrics import mean_dice
 from lstmcor.models import build_lstmcor, register
 from lstmcor.train import device_name
-from lstmcor.plots import colour_wheel, field_summary, flow_to_rgb, plot_quiver, show_images
+from lstmcor.plots import colour_wheel, field_summary, flow_to_rgb, plot_quiver
 from lstmcor.transform import warp
 
 os.makedirs(OUTPUT_DIR, exist_ok=True)

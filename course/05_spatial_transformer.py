@@ -59,7 +59,6 @@ from lstmcor.data import load_dataset
 from lstmcor.metrics import dice, jacobian_determinant, mean_dice
 from lstmcor.models import build_lstmcor
 from lstmcor.plots import label_rgb, plot_grid, plot_quiver
-from lstmcor.se import SqueezeExcitation
 from lstmcor.transform import spatial_transform, warp
 
 os.makedirs(OUTPUT_DIR, exist_ok=True)

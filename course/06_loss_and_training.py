@@ -57,7 +57,6 @@ import numpy as np
 from IPython.display import Markdown, display
 from keras import ops
 
-import lstmcor
 from lstmcor.data import load_dataset, pair_indices
 from lstmcor.evaluate import weights_dir
 from lstmcor.losses import grad_l2, mse, total_loss

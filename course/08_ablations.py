@@ -51,7 +51,7 @@ from IPython.display import Markdown, display
 from scipy import stats
 
 from lstmcor.data import load_dataset
-from lstmcor.evaluate import evaluate, load_weights, markdown_table, shipped_weights, weights_dir
+from lstmcor.evaluate import evaluate, load_weights, shipped_weights, weights_dir
 from lstmcor.models import build_lstmcor
 from lstmcor.plots import loss_curves
 from lstmcor.train import read_log

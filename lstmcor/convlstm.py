@@ -132,7 +132,6 @@ class PeepholeConvLSTM2D(keras.layers.Layer):
 
     def call(self, inputs):
         steps = inputs.shape[1]
-        f = self.filters
         # [W_x; W_h]: conv([X_t, H_{t-1}], fused) = W_x * X_t + W_h * H_{t-1} for all four gates.
         fused = ops.concatenate([self.kernel, self.recurrent_kernel], axis=2)
         # unstack/split (not slicing): their gradients are stack/concat, where a slice's gradient

@@ -59,7 +59,7 @@ def spatial_transform(image, flow, interpolation: str = "linear"):
     if "float" not in str(image.dtype):
         image = ops.cast(image, flow.dtype)
     shape = ops.shape(image)
-    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+    height, width, channels = shape[1], shape[2], shape[3]
     flat = ops.reshape(image, (-1, channels))
     pixels = height * width
     y, x = _sample_grid(flow)

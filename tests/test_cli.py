@@ -2,7 +2,6 @@
 import subprocess
 import sys
 
-import keras
 import nibabel as nib
 import numpy as np
 import pytest

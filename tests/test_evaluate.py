@@ -49,13 +49,12 @@ def test_identical_images_with_a_zero_field(tmp_path):
 
 def test_identity_row_and_ground_truth_on_default_data():
     data = load_default()
-    truth = lambda m, f: data.true_displacement(m, f)  # noqa: E731
-    oracle = lambda moving, fixed: None  # replaced below  # noqa: E731
     pairs = {}
 
-    def oracle(moving, fixed):  # noqa: F811 - the true field of the pair being scored
+    def oracle(moving, fixed):
+        """The true field of the pair being scored (zero where no truth is known)."""
         m, f = pairs[(moving.tobytes(), fixed.tobytes())]
-        field = truth(m, f)
+        field = data.true_displacement(m, f)
         return np.zeros(moving.shape + (2,), np.float32) if field is None else field
 
     from lstmcor.data import pair_indices
