@@ -95,27 +95,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _read(path: str, slice_index, axis: int, labels: bool = False):
     """A 2D array and its NIfTI affine (identity for PNG and NumPy)."""
-    from lstmcor import data
+    from lstmcor.data import read_image
 
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"'{file}' does not exist: check the path.")
-    if data._kind_of(file.name) is None:
-        raise ValueError(f"'{file}' is not a .nii, .nii.gz, .png or .npy file.")
-    array = data._to_2d(data._read_raw(file), file, slice_index, axis)
-    affine = np.eye(4)
-    if data._kind_of(file.name) == "nifti":
-        import nibabel as nib
-
-        affine = nib.load(str(file)).affine
-    if labels:
-        return data._as_labels(array, file), affine
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"'{file}' contains NaN or infinite values: clean the image first.")
-    try:
-        return data.normalize_intensity(array.astype("float32")), affine
-    except ValueError as error:
-        raise ValueError(f"'{file}': {error}") from None
+    return read_image(path, slice_index, axis, labels)
 
 
 def _write_nifti(path: str, array: np.ndarray, affine: np.ndarray) -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "pair_indices",
     "PairDataset",
     "default_data_path",
+    "read_image",
     "warp_array",
 ]
 
@@ -468,6 +469,48 @@ def _as_labels(arr: np.ndarray, path: Path) -> np.ndarray:
         raise ValueError(f"label map '{path}' has negative values: use 0 for background and "
                          "1, 2, ... for structures")
     return rounded.astype(np.int32)
+
+
+def read_image(
+    path: str | Path, slice_index: int | None = None, axis: int = 2, labels: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read one NIfTI, PNG or NumPy file as a 2D image (or label map) and its affine.
+
+    Args:
+        path: a ``.nii``, ``.nii.gz``, ``.png`` or ``.npy`` file.
+        slice_index: for a 3D volume, the slice to take (``None`` for 2D files).
+        axis: the axis of ``slice_index``.
+        labels: read a label map (integers, kept as they are) instead of an image.
+
+    Returns:
+        ``(array, affine)``: the 2D image scaled to [0, 1] (``float32``) or the label map
+        (``int32``), and the file's NIfTI affine (the identity for PNG and NumPy files).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file cannot be read, is not 2D (or 3D with a slice), holds NaN, or is
+            not an integer label map when ``labels`` is True; the message names the file.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"'{file}' does not exist: check the path.")
+    kind = _kind_of(file.name)
+    if kind is None:
+        raise ValueError(f"'{file}' is not a .nii, .nii.gz, .png or .npy file.")
+    array = _to_2d(_read_raw(file), file, slice_index, axis)
+    affine = np.eye(4)
+    if kind == "nifti":
+        import nibabel as nib
+
+        affine = np.asarray(nib.load(str(file)).affine)
+    if labels:
+        return _as_labels(array, file), affine
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"'{file}' contains NaN or infinite values: clean the image first.")
+    try:
+        return normalize_intensity(array.astype("float32")), affine
+    except ValueError as error:
+        raise ValueError(f"'{file}': {error}") from None
 
 
 @dataclasses.dataclass

@@ -380,3 +380,41 @@ def test_split_without_pairs_is_refused(tmp_path):
     with pytest.raises(ValueError, match="fewer than two subjects"):
         D.PairDataset(got, "val")
     assert len(got.splits["train"]) == 2 and len(D.pair_indices(got, "train")) == 2
+
+
+def test_read_image_png_nifti_and_labels(tmp_path):
+    gray = np.tile(np.arange(0, 250, 10, dtype=np.uint8), (6, 1))  # 6 x 25, values 0..240
+    Image.fromarray(gray).save(tmp_path / "a.png")
+    image, affine = D.read_image(tmp_path / "a.png")
+    assert image.dtype == np.float32 and image.shape == gray.shape
+    np.testing.assert_allclose(image, D.normalize_intensity(gray.astype(np.float32)))
+    np.testing.assert_array_equal(affine, np.eye(4))
+
+    volume = np.random.default_rng(0).random((8, 9, 5)).astype(np.float32)
+    scaled = np.diag([2.0, 3.0, 4.0, 1.0])
+    scaled[:3, 3] = (-10, 5, 7)
+    nib.save(nib.Nifti1Image(volume, scaled), str(tmp_path / "v.nii.gz"))
+    image, affine = D.read_image(tmp_path / "v.nii.gz", slice_index=3, axis=2)
+    np.testing.assert_allclose(image, D.normalize_intensity(volume[:, :, 3]), rtol=1e-6)
+    np.testing.assert_array_equal(affine, scaled)
+    with pytest.raises(ValueError, match="slice_index"):
+        D.read_image(tmp_path / "v.nii.gz")
+
+    _save_nii(tmp_path / "seg.nii.gz", np.array([[0.0, 1.0], [2.0, 3.0]], np.float32))
+    labels, _ = D.read_image(tmp_path / "seg.nii.gz", labels=True)
+    assert labels.dtype == np.int32
+    np.testing.assert_array_equal(labels, [[0, 1], [2, 3]])
+    _save_nii(tmp_path / "soft.nii.gz", np.array([[0.0, 0.5], [2.0, 3.0]], np.float32))
+    with pytest.raises(ValueError, match="non-integer"):
+        D.read_image(tmp_path / "soft.nii.gz", labels=True)
+
+
+def test_read_image_refuses_missing_unknown_and_nan(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        D.read_image(tmp_path / "nothing.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(ValueError, match=r"\.nii, \.nii\.gz, \.png or \.npy"):
+        D.read_image(tmp_path / "notes.txt")
+    np.save(tmp_path / "nan.npy", np.array([[0.0, np.nan], [1.0, 2.0]]))
+    with pytest.raises(ValueError, match="NaN"):
+        D.read_image(tmp_path / "nan.npy")
