@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 # Run from a checkout without installing the package.
@@ -56,8 +58,9 @@ def parse_args(argv=None):
         "--models",
         nargs="+",
         default=("voxelmorph", "lstmcor"),
-        choices=("voxelmorph", "lstmcor", "lstmcor-conv"),
-        help="models to time; lstmcor-conv is the ablation with a plain conv in place of the ConvLSTM",
+        choices=("voxelmorph", "lstmcor", "lstmcor-conv", "lstmcor-floor"),
+        help="models to time; lstmcor-conv is the ablation with a plain conv in place of the ConvLSTM; "
+        "lstmcor-floor keeps only the ConvLSTM's 16 chained convolutions (no gates), a lower bound",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random images and weights")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
@@ -114,6 +117,57 @@ def describe_machine():
     return info
 
 
+def convolutions_only_layer():
+    """The ConvLSTM reduced to the work no exact implementation can skip: its chained convolutions.
+
+    Eq. 12-15 need, at each of the ``T`` steps, the four gates' convolutions ``W_x * X_t + W_h *
+    H_{t-1}`` before the next step can start. This layer does exactly those ``T`` convolutions (one
+    fused kernel a step, as ``PeepholeConvLSTM2D`` does) and feeds the first ``F`` output channels
+    back as the next ``H``: no sigmoid, no tanh, no cell. It is not a model anyone should train;
+    LSTM-COR with it in place of the ConvLSTM is a lower bound on LSTM-COR's time with the
+    backend's convolution kernels.
+    """
+    from keras import ops
+
+    from lstmcor.convlstm import PeepholeConvLSTM2D
+
+    class ConvolutionsOnly(PeepholeConvLSTM2D):
+        def call(self, inputs):
+            steps, f = inputs.shape[1], self.filters
+            fused = ops.concatenate([self.kernel, self.recurrent_kernel], axis=2)
+            outputs, h = [], None
+            for t, x_t in enumerate(ops.unstack(inputs, num=steps, axis=1)):
+                if t == 0:
+                    z = ops.conv(x_t, self.kernel, padding="same") + self.bias
+                else:
+                    z = ops.conv(ops.concatenate([x_t, h], axis=-1), fused, padding="same") + self.bias
+                h = z[..., :f]
+                outputs.append(h)
+            return ops.stack(outputs, axis=1)
+
+    return ConvolutionsOnly
+
+
+def multiply_adds(model):
+    """Multiply-adds of one forward pass at batch 1: every convolution, the ConvLSTM's included."""
+    import keras
+
+    from lstmcor.convlstm import PeepholeConvLSTM2D
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
+            height, width = layer.output.shape[1:3]
+            total += height * width * math.prod(layer.kernel.shape)
+        elif isinstance(layer, PeepholeConvLSTM2D):
+            steps, height, width = layer.output.shape[1:4]
+            pixels = height * width
+            # Step 1 starts from H_0 = 0: input kernel only; the other steps both kernels.
+            total += pixels * steps * math.prod(layer.kernel.shape)
+            total += pixels * (steps - 1) * math.prod(layer.recurrent_kernel.shape)
+    return int(total)
+
+
 def build(name, size, jit):
     import keras
 
@@ -124,8 +178,17 @@ def build(name, size, jit):
         model = build_voxelmorph(size)
     elif name == "lstmcor":
         model = build_lstmcor(size)
-    else:
+    elif name == "lstmcor-conv":
         model = build_lstmcor(size, recurrence="conv", name="lstmcor_conv")
+    else:
+        floor_layer = convolutions_only_layer()
+
+        def swap(layer):
+            if layer.name == "convlstm":
+                return floor_layer.from_config(layer.get_config())
+            return layer.__class__.from_config(layer.get_config())
+
+        model = keras.models.clone_model(build_lstmcor(size), clone_function=swap)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-4),
         loss=[MSE(), Grad()],
@@ -158,8 +221,11 @@ def run(args):
     batch_in = [rng.random((args.batch, *size, 1), dtype=np.float32) for _ in range(2)]
     batch_out = [batch_in[1], np.zeros((args.batch, *size, 2), np.float32)]
 
+    # The floor model does not use the peephole weights; Keras would warn at every training step.
+    warnings.filterwarnings("ignore", message=r"Gradients do not exist for variables \['convlstm/peephole")
     models = {name: build(name, size, jit) for name in args.models}
     params = {name: int(model.count_params()) for name, model in models.items()}
+    macs = {name: multiply_adds(model) for name, model in models.items()}
 
     # Warm-up: tracing and compiling are not part of the figures.
     for _ in range(args.warmup):
@@ -191,6 +257,7 @@ def run(args):
         "jit_compile": jit,
         "jit_option": args.jit,
         "params": params,
+        "multiply_adds": macs,
         "inference": {name: summarise(times) for name, times in infer.items()},
         "train_step": {name: summarise(times) for name, times in train.items() if times},
     }
@@ -198,6 +265,7 @@ def run(args):
         base_i = result["inference"]["voxelmorph"]["median_ms"]
         base_t = result["train_step"].get("voxelmorph", {}).get("median_ms")
         result["ratio_inference"] = {n: s["median_ms"] / base_i for n, s in result["inference"].items()}
+        result["ratio_multiply_adds"] = {n: macs[n] / macs["voxelmorph"] for n in models}
         if base_t:
             result["ratio_train_step"] = {n: s["median_ms"] / base_t for n, s in result["train_step"].items()}
     return result
@@ -212,14 +280,17 @@ def print_table(result):
     )
     h, w = result["size"]
     print(f"{h} x {w}, inference batch 1, training batch {result['batch_train']}, {result['date']}")
-    header = f"{'model':<14}{'params':>9}{'ms/pair':>10}{'IQR':>17}{'ratio':>7}{'ms/train step':>15}{'IQR':>19}{'ratio':>7}"
+    header = f"{'model':<14}{'params':>9}{'GMAC':>6}{'ratio':>7}{'ms/pair':>10}{'IQR':>17}{'ratio':>7}{'ms/train step':>15}{'IQR':>19}{'ratio':>7}"
     print(header)
     print("-" * len(header))
     for name, inf in result["inference"].items():
         tr = result["train_step"].get(name)
         r_i = result.get("ratio_inference", {}).get(name)
         r_t = result.get("ratio_train_step", {}).get(name)
-        row = f"{name:<14}{result['params'][name]:>9,}{inf['median_ms']:>10.1f}"
+        r_m = result.get("ratio_multiply_adds", {}).get(name)
+        row = f"{name:<14}{result['params'][name]:>9,}{result['multiply_adds'][name] / 1e9:>6.2f}"
+        row += f"{r_m:>7.2f}" if r_m is not None else f"{'':>7}"
+        row += f"{inf['median_ms']:>10.1f}"
         row += f"{'[%.1f, %.1f]' % (inf['q1_ms'], inf['q3_ms']):>17}"
         row += f"{r_i:>7.2f}" if r_i is not None else f"{'':>7}"
         if tr:
