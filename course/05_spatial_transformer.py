@@ -465,7 +465,7 @@ weights_r = r.normal(size=(1, 7, 8, 1))
 
 
 def loss_of(flow, interpolation="linear"):
-    return keras.ops.sum(spatial_transform(img, flow, interpolation) * weights_r)
+    return keras.ops.sum(keras.ops.multiply(spatial_transform(img, flow, interpolation), weights_r))
 
 
 auto = autodiff_gradient(loss_of, gd_flow)

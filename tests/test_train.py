@@ -1,6 +1,7 @@
 """Training: the ci preset learns, a resumed run equals an uninterrupted one, NaN stops cleanly."""
 import json
 
+import keras
 import numpy as np
 import pytest
 
@@ -19,7 +20,7 @@ def dataset():
 def _val_mse(model, dataset):
     (moving, fixed), _ = PairDataset(dataset, "val", batch_size=8, steps_per_epoch=1, seed=123)[0]
     moved, _ = model.predict_on_batch([moving, fixed])
-    return float(np.mean(mse(fixed, moved)))
+    return float(np.mean(keras.ops.convert_to_numpy(mse(fixed, moved))))
 
 
 def test_ci_training_lowers_the_loss(tmp_path, dataset):
