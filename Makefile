@@ -10,12 +10,13 @@ STAMP  := $(VENV)/.installed
 PRESET ?= quick
 CELL_TIMEOUT ?= 1800
 
-.PHONY: help install test test-unit test-jax course book book-check benchmark clean
+.PHONY: help install test test-unit test-jax test-torch course book book-check benchmark clean
 
 help:
 	@echo "make book        execute every chapter (PRESET=$(PRESET); ci|quick|paper) and build book/_build/html"
 	@echo "make test        unit tests, the course with PRESET=ci, the book and its offline browser check"
 	@echo "make test-jax    the unit tests on the JAX backend"
+	@echo "make test-torch  the unit tests on the PyTorch backend (installs torch: a large download)"
 	@echo "make benchmark   time LSTM-COR against VoxelMorph (compiled path, both in one process)"
 
 $(STAMP): pyproject.toml
@@ -36,6 +37,10 @@ test: test-unit
 test-jax: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,jax]'
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -m "not browser and not slow" tests
+
+test-torch: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,torch]'
+	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "not browser" tests
 
 course: $(STAMP)
 	$(BIN)/python tools/run_course.py --preset $(PRESET) --out book/course --timeout $(CELL_TIMEOUT)
