@@ -45,6 +45,7 @@ __all__ = [
     "pair_indices",
     "PairDataset",
     "default_data_path",
+    "find_in_repository",
     "read_image",
     "warp_array",
 ]
@@ -340,12 +341,36 @@ class RegistrationSet:
 # the embedded default
 
 
+def find_in_repository(*parts: str) -> Path:
+    """A path of the repository, such as ``data/weights``, found from an installed package too.
+
+    The course's data and weights live in the repository's ``data/`` folder, not in the package.
+    With a checkout or an editable install that folder is beside the package. After a regular
+    ``pip install .`` it is not, so the working directory and its parents are searched (Jupyter
+    runs a chapter in ``course/``, one level below the repository root).
+
+    Args:
+        parts: the path inside the repository, e.g. ``("data", "weights")``.
+
+    Returns:
+        The first existing match, else the path beside the package (for error messages).
+    """
+    beside = Path(__file__).resolve().parent.parent.joinpath(*parts)
+    if beside.exists():
+        return beside
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if folder.joinpath(*parts).exists():
+            return folder.joinpath(*parts)
+    return beside
+
+
 def default_data_path() -> Path:
     """Where the embedded set lives: ``$LSTMCOR_DATA_DIR`` if set, else ``data/`` of the repository."""
     env = os.environ.get("LSTMCOR_DATA_DIR")
     if env:
         return Path(env) / DEFAULT_FILENAME
-    return Path(__file__).resolve().parent.parent / "data" / DEFAULT_FILENAME
+    return find_in_repository("data", DEFAULT_FILENAME)
 
 
 def _set_from_npz(arrays, name: str = "default") -> RegistrationSet:
@@ -376,9 +401,9 @@ def load_default() -> RegistrationSet:
     path = default_data_path()
     if not path.is_file():
         raise FileNotFoundError(
-            f"the embedded data file '{path}' is missing: run `python data/make_dataset.py` in the "
-            "repository (needs `pip install .[data]`), or set LSTMCOR_DATA_DIR to the folder that holds "
-            f"{DEFAULT_FILENAME}")
+            f"the embedded data file '{path}' is missing: work inside the lstmcor repository (its data/ "
+            "folder holds it), run `python data/make_dataset.py` there (needs `pip install .[data]`), "
+            f"or set LSTMCOR_DATA_DIR to the folder that holds {DEFAULT_FILENAME}")
     with np.load(path, allow_pickle=False) as arrays:
         return _set_from_npz(arrays)
 

@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 import keras
 import numpy as np
 
-from lstmcor.data import RegistrationSet, load_dataset, pair_indices
+from lstmcor.data import RegistrationSet, find_in_repository, load_dataset, pair_indices
 from lstmcor.metrics import dice, endpoint_error, folding_fraction, mean_dice, sdlogj
 from lstmcor.train import device_name
 from lstmcor.transform import warp
@@ -51,7 +51,7 @@ class Evaluation:
 def weights_dir() -> Path:
     """Folder of the shipped trained weights: ``$LSTMCOR_WEIGHTS_DIR`` if set, else ``data/weights``."""
     env = os.environ.get("LSTMCOR_WEIGHTS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "data" / "weights"
+    return Path(env) if env else find_in_repository("data", "weights")
 
 
 def shipped_weights(name: str) -> Path:

@@ -418,3 +418,21 @@ def test_read_image_refuses_missing_unknown_and_nan(tmp_path):
     np.save(tmp_path / "nan.npy", np.array([[0.0, np.nan], [1.0, 2.0]]))
     with pytest.raises(ValueError, match="NaN"):
         D.read_image(tmp_path / "nan.npy")
+
+
+def test_data_is_found_from_a_regular_install(tmp_path, monkeypatch):
+    # A regular install puts the package in site-packages, away from the repository's data/.
+    monkeypatch.delenv("LSTMCOR_DATA_DIR", raising=False)
+    monkeypatch.setattr(D, "__file__", str(tmp_path / "site-packages" / "lstmcor" / "data.py"))
+    repo = tmp_path / "clone"
+    (repo / "data" / "weights").mkdir(parents=True)
+    (repo / "course").mkdir()
+    (repo / "data" / D.DEFAULT_FILENAME).write_bytes(b"")
+    monkeypatch.chdir(repo / "course")  # where Jupyter runs a chapter
+    assert D.default_data_path() == repo / "data" / D.DEFAULT_FILENAME
+    assert D.find_in_repository("data", "weights") == repo / "data" / "weights"
+    monkeypatch.chdir(tmp_path)  # outside any clone: the path beside the package, named in the error
+    missing = tmp_path / "site-packages" / "data" / D.DEFAULT_FILENAME
+    assert D.default_data_path() == missing
+    with pytest.raises(FileNotFoundError, match="LSTMCOR_DATA_DIR"):
+        D.load_default()
