@@ -57,7 +57,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--models",
         nargs="+",
-        default=("voxelmorph", "lstmcor"),
+        default=("voxelmorph", "lstmcor", "lstmcor-conv", "lstmcor-floor"),
         choices=("voxelmorph", "lstmcor", "lstmcor-conv", "lstmcor-floor"),
         help="models to time; lstmcor-conv is the ablation with a plain conv in place of the ConvLSTM; "
         "lstmcor-floor keeps only the ConvLSTM's 16 chained convolutions (no gates), a lower bound",
