@@ -93,13 +93,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read(path: str, slice_index, axis: int, labels: bool = False):
-    """A 2D array and its NIfTI affine (identity for PNG and NumPy)."""
-    from lstmcor.data import read_image
-
-    return read_image(path, slice_index, axis, labels)
-
-
 def _write_nifti(path: str, array: np.ndarray, affine: np.ndarray) -> None:
     import nibabel as nib
 
@@ -144,12 +137,12 @@ def _evaluate(args) -> int:
 
 
 def _register(args) -> int:
-    from lstmcor.data import pad_or_crop
+    from lstmcor.data import pad_or_crop, read_image
     from lstmcor.evaluate import load_weights
     from lstmcor.models import register
 
-    moving, _ = _read(args.moving, args.slice_index, args.axis)
-    fixed, affine = _read(args.fixed, args.slice_index, args.axis)
+    moving, _ = read_image(args.moving, args.slice_index, args.axis)
+    fixed, affine = read_image(args.fixed, args.slice_index, args.axis)
     if moving.shape != fixed.shape:
         raise ValueError(f"moving is {moving.shape[0]} x {moving.shape[1]} but fixed is {fixed.shape[0]} x "
                          f"{fixed.shape[1]}: resample them to one grid first.")
@@ -159,7 +152,7 @@ def _register(args) -> int:
     size = tuple(int(s) for s in model.inputs[0].shape[1:3])
     labels = None
     if args.moving_labels:
-        labels, _ = _read(args.moving_labels, args.slice_index, args.axis, labels=True)
+        labels, _ = read_image(args.moving_labels, args.slice_index, args.axis, labels=True)
         if labels.shape != moving.shape:
             raise ValueError(f"labels '{args.moving_labels}' are {labels.shape} but the moving image is {moving.shape}.")
         labels = pad_or_crop(labels, target_shape=size)
