@@ -121,9 +121,9 @@ def convolutions_only_layer():
     """The ConvLSTM reduced to the work no exact implementation can skip: its chained convolutions.
 
     Eq. 12-15 need, at each of the ``T`` steps, the four gates' convolutions ``W_x * X_t + W_h *
-    H_{t-1}`` before the next step can start. This layer does exactly those ``T`` convolutions (one
-    fused kernel a step, as ``PeepholeConvLSTM2D`` does) and feeds the first ``F`` output channels
-    back as the next ``H``: no sigmoid, no tanh, no cell. It is not a model anyone should train;
+    H_{t-1}`` before the next step can start. This layer does exactly those ``T`` convolutions, with
+    the real layer's own ``PeepholeConvLSTM2D.gate_inputs``, and feeds the first ``F`` output
+    channels back as the next ``H``: no sigmoid, no tanh, no cell. It is not a model anyone should train;
     LSTM-COR with it in place of the ConvLSTM is a lower bound on LSTM-COR's time with the
     backend's convolution kernels.
     """
@@ -133,15 +133,10 @@ def convolutions_only_layer():
 
     class ConvolutionsOnly(PeepholeConvLSTM2D):
         def call(self, inputs):
-            steps, f = inputs.shape[1], self.filters
-            fused = ops.concatenate([self.kernel, self.recurrent_kernel], axis=2)
+            fused = self.fused_kernel()
             outputs, h = [], None
-            for t, x_t in enumerate(ops.unstack(inputs, num=steps, axis=1)):
-                if t == 0:
-                    z = ops.conv(x_t, self.kernel, padding="same") + self.bias
-                else:
-                    z = ops.conv(ops.concatenate([x_t, h], axis=-1), fused, padding="same") + self.bias
-                h = z[..., :f]
+            for x_t in ops.unstack(inputs, num=inputs.shape[1], axis=1):
+                h = self.gate_inputs(x_t, h, fused)[..., : self.filters]  # the real layer's convolution
                 outputs.append(h)
             return ops.stack(outputs, axis=1)
 

@@ -130,23 +130,38 @@ class PeepholeConvLSTM2D(keras.layers.Layer):
             self.peephole_f = self.add_weight(shape=(f,), initializer="zeros", name="peephole_f")
             self.peephole_o = self.add_weight(shape=(f,), initializer="zeros", name="peephole_o")
 
+    def fused_kernel(self):
+        """``[W_x; W_h]``: ``conv([X_t, H_{t-1}], fused) = W_x * X_t + W_h * H_{t-1}``, all four gates."""
+        return ops.concatenate([self.kernel, self.recurrent_kernel], axis=2)
+
+    def gate_inputs(self, x_t, h, fused):
+        """The four gates' pre-activations ``W_x * X_t + W_h * H_{t-1} + b``, ``[B, H, W, 4F]``.
+
+        Args:
+            x_t: the step's input ``[B, H, W, C]``.
+            h: the previous hidden state ``[B, H, W, F]``, or None at the first step (``H_0 = 0``:
+                no recurrent term).
+            fused: :meth:`fused_kernel`, computed once per call.
+        """
+        if h is None:
+            return ops.conv(x_t, self.kernel, padding="same") + self.bias
+        return ops.conv(ops.concatenate([x_t, h], axis=-1), fused, padding="same") + self.bias
+
     def call(self, inputs):
         steps = inputs.shape[1]
-        # [W_x; W_h]: conv([X_t, H_{t-1}], fused) = W_x * X_t + W_h * H_{t-1} for all four gates.
-        fused = ops.concatenate([self.kernel, self.recurrent_kernel], axis=2)
+        fused = self.fused_kernel()
         # unstack/split (not slicing): their gradients are stack/concat, where a slice's gradient
         # would write a full-size tensor of zeros for every step and gate.
         x_steps = ops.unstack(inputs, num=steps, axis=1)
         outputs = []
         h = c = None
-        for t, x_t in enumerate(x_steps):
-            if t == 0:
-                # H_0 = C_0 = 0: no recurrent term, no peephole on C_0, and f * C_0 = 0.
-                z = ops.conv(x_t, self.kernel, padding="same") + self.bias
+        for x_t in x_steps:
+            z = self.gate_inputs(x_t, h, fused)
+            if h is None:
+                # H_0 = C_0 = 0: no peephole on C_0, and f * C_0 = 0.
                 z_i, _, z_c, z_o = ops.split(z, 4, axis=-1)
                 c = ops.sigmoid(z_i) * ops.tanh(z_c)  # Eq. 12, 14
             else:
-                z = ops.conv(ops.concatenate([x_t, h], axis=-1), fused, padding="same") + self.bias
                 z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
                 if self.use_peepholes:
                     i = ops.sigmoid(z_i + self.peephole_i * c)  # Eq. 12
