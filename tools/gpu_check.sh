@@ -40,18 +40,9 @@ step_end machine $? "$S"
 banner "chapter 06 (papermill, PRESET=$CH06_PRESET)"
 rm -rf /tmp/ch06
 S=$(date +%s)
-# Convert the chapter fresh from this working tree (jupytext travels as a wheel); fall back to the
-# notebook converted before the call (.whl/06_loss_and_training.ipynb) if that fails.
+# Convert the chapter from this working tree (jupytext travels as one of the wheels).
 NB=/tmp/06_loss_and_training.ipynb
-rm -f "$NB"
 python3 -m jupytext --to ipynb -o "$NB" course/06_loss_and_training.py 2>&1 | tee "$OUT/ch06.log"
-if [ -s "$NB" ]; then
-  echo "notebook: fresh jupytext conversion of course/06_loss_and_training.py (sha1 $(sha1sum < course/06_loss_and_training.py | cut -c1-12))"
-else
-  NB=.whl/06_loss_and_training.ipynb
-  echo "notebook: jupytext failed, using the pre-converted $NB"
-fi 2>&1 | tee -a "$OUT/ch06.log"
-[ -s /tmp/06_loss_and_training.ipynb ] || NB=.whl/06_loss_and_training.ipynb
 # The inline backend (not Agg) inside the kernel, so the figures are embedded in the executed notebook.
 MPLBACKEND=module://matplotlib_inline.backend_inline timeout -k 10 270 \
   python3 -m papermill "$NB" "$OUT/06_loss_and_training.ipynb" -k python3 \
