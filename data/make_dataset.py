@@ -312,7 +312,9 @@ def build(src: dict[str, Path], verbose: bool = True) -> tuple[dict[str, np.ndar
         "seed": SEED,
         "split_sizes": {s: int(n) for s, n in N_PER_SPLIT.items()},
         "sources": {"nilearn": NILEARN_VERSION, "mricron-data": MRICRON_DATA_VERSION, "sha256": SHA256},
-        "colin_gmm": bases["colin_gmm"],
+        # rounded so that the last bits of NumPy's transcendental functions, which differ between
+        # NumPy versions and CPUs, do not reach the file (the rebuild stays byte for byte)
+        "colin_gmm": {k: [float(f"{x:.10g}") for x in v] for k, v in bases["colin_gmm"].items()},
         "transform": "subject(x) = base(phi(A x)), phi = exp(v); see lstmcor.data.subject_transform",
     }
     arrays = {
@@ -327,7 +329,7 @@ def build(src: dict[str, Path], verbose: bool = True) -> tuple[dict[str, np.ndar
         "base_names": np.array(BASES),
         "plane_shift": np.array(shift, np.int8),
         "velocity": np.stack(velocity),
-        "affine": np.stack(affine).astype(np.float64),
+        "affine": np.round(np.stack(affine).astype(np.float64), 12),  # see colin_gmm above
         "base_images": np.stack([np.rint(bases[b][0][centre] * IMAGE_SCALE).astype(np.uint8) for b in BASES]),
         "base_labels": np.stack([bases[b][1][centre].astype(np.uint8) for b in BASES]),
         "meta_json": np.array(json.dumps(meta, sort_keys=True)),
@@ -354,8 +356,8 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def statistics(arrays) -> dict:
     """Deformation sizes and label overlap, as quoted in data/README.md."""
-    from lstmcor.data import _set_from_npz
-    ds = _set_from_npz(arrays)
+    from lstmcor.data import set_from_npz
+    ds = set_from_npz(arrays)
     sub_mean, sub_max = [], []
     for i in range(len(ds)):
         d = np.linalg.norm(ds.subject_displacement(i), axis=-1)
