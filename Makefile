@@ -10,11 +10,12 @@ STAMP  := $(VENV)/.installed
 PRESET ?= quick
 CELL_TIMEOUT ?= 1800
 
-.PHONY: help install test test-unit test-jax test-torch course book book-check benchmark clean
+.PHONY: help install lint test test-unit test-jax test-torch course book book-check benchmark clean
 
 help:
 	@echo "make book        execute every chapter (PRESET=$(PRESET); ci|quick|paper) and build book/_build/html"
-	@echo "make test        unit tests, the course with PRESET=ci, the book and its offline browser check"
+	@echo "make test        lint (ruff), unit tests, the course with PRESET=ci, the book and its offline browser check"
+	@echo "make lint        ruff over the package, tests, tools, benchmarks and chapters"
 	@echo "make test-jax    the unit tests on the JAX backend"
 	@echo "make test-torch  the unit tests on the PyTorch backend (installs torch: a large download)"
 	@echo "make benchmark   time LSTM-COR against VoxelMorph (compiled path, both in one process)"
@@ -27,7 +28,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test-unit: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test-unit: $(STAMP) lint
 	$(BIN)/python -m pytest -m "not browser" tests
 
 test: test-unit

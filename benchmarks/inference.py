@@ -43,7 +43,8 @@ def parse_args(argv=None):
         "in one process, and print the ratios.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--pairs", type=int, default=20, help="timed predict_on_batch calls per model (>= 20 for a median)")
+    parser.add_argument("--pairs", type=int, default=20,
+                        help="timed predict_on_batch calls per model (>= 20 for a median)")
     parser.add_argument("--train-steps", type=int, default=5, help="timed train_on_batch calls per model")
     parser.add_argument("--batch", type=int, default=8, help="batch size of a training step")
     parser.add_argument("--size", type=int, nargs=2, default=(160, 192), metavar=("H", "W"), help="image size")
@@ -51,7 +52,7 @@ def parse_args(argv=None):
         "--jit",
         choices=("auto", "on", "off"),
         default="auto",
-        help="jit_compile for model.compile: auto = lstmcor.models.recommended_jit_compile() for the backend",
+        help="jit_compile for model.compile: auto = lstmcor.runtime.recommended_jit_compile() for the backend",
     )
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per model before timing")
     parser.add_argument(
@@ -166,8 +167,9 @@ def multiply_adds(model):
 def build(name, size, jit):
     import keras
 
-    from lstmcor.losses import MSE, Grad
     from lstmcor.models import build_lstmcor, build_voxelmorph
+    from lstmcor.settings import LAMBDA, LEARNING_RATE
+    from lstmcor.training import compile_model
 
     if name == "voxelmorph":
         model = build_voxelmorph(size)
@@ -184,13 +186,7 @@ def build(name, size, jit):
             return layer.__class__.from_config(layer.get_config())
 
         model = keras.models.clone_model(build_lstmcor(size), clone_function=swap)
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-4),
-        loss=[MSE(), Grad()],
-        loss_weights=[1.0, 0.01],
-        jit_compile=jit,
-    )
-    return model
+    return compile_model(model, LEARNING_RATE, LAMBDA, jit_compile=jit)
 
 
 def summarise(times_s):
@@ -206,7 +202,7 @@ def run(args):
     import keras
     import numpy as np
 
-    from lstmcor.models import recommended_jit_compile
+    from lstmcor.runtime import recommended_jit_compile
 
     keras.utils.set_random_seed(args.seed)
     jit = {"on": True, "off": False}.get(args.jit) if args.jit != "auto" else recommended_jit_compile()
@@ -275,7 +271,8 @@ def print_table(result):
     )
     h, w = result["size"]
     print(f"{h} x {w}, inference batch 1, training batch {result['batch_train']}, {result['date']}")
-    header = f"{'model':<14}{'params':>9}{'GMAC':>6}{'ratio':>7}{'ms/pair':>10}{'IQR':>17}{'ratio':>7}{'ms/train step':>15}{'IQR':>19}{'ratio':>7}"
+    header = (f"{'model':<14}{'params':>9}{'GMAC':>6}{'ratio':>7}{'ms/pair':>10}{'IQR':>17}{'ratio':>7}"
+              f"{'ms/train step':>15}{'IQR':>19}{'ratio':>7}")
     print(header)
     print("-" * len(header))
     for name, inf in result["inference"].items():

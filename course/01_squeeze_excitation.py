@@ -163,7 +163,7 @@ print("NumPy SE == lstmcor SqueezeExcitation")
 
 # %%
 try:
-    from lstmcor.evaluate import load_weights, shipped_weights
+    from lstmcor.evaluation import load_weights, shipped_weights
     model = load_weights(shipped_weights("lstmcor"))
     weights_note = "shipped trained weights (data/weights/lstmcor.keras)"
 except (FileNotFoundError, ValueError):

@@ -275,7 +275,7 @@ for label, model in generators.items():
     ops_ = macs(model)
     cost[label] = {"params": model.count_params(), "conv": ops_["conv"], "se": ops_["se"],
                    "s": timed[label][0], "iqr": timed[label][1]}
-from lstmcor.train import device_name
+from lstmcor.runtime import device_name
 device = device_name()
 print(f"[{PRESET}] batch 1, {H}x{W}, median of {TIMING_RUNS} runs on {device}")
 print("                      parameters   conv MMACs   SE MMACs   ms per pair")
@@ -321,7 +321,7 @@ plt.show()
 
 # %%
 try:
-    from lstmcor.evaluate import load_weights, shipped_weights
+    from lstmcor.evaluation import load_weights, shipped_weights
     trained = load_weights(shipped_weights("lstmcor"))
     gen_show = sequence_generator(trained)
     weights_note = "shipped trained weights"

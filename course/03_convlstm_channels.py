@@ -57,7 +57,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from lstmcor.convlstm import ChannelsToSequence, PeepholeConvLSTM2D, SequenceToChannels
 from lstmcor.data import load_dataset, pair_indices
-from lstmcor.evaluate import load_weights, shipped_weights
+from lstmcor.evaluation import load_weights, shipped_weights
 from lstmcor.models import build_lstmcor
 
 os.makedirs(OUTPUT_DIR, exist_ok=True)

@@ -54,10 +54,11 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from lstmcor.data import load_dataset
-from lstmcor.evaluate import load_weights, shipped_weights
+from lstmcor.evaluation import load_weights, shipped_weights
 from lstmcor.metrics import mean_dice
-from lstmcor.models import build_lstmcor, register
-from lstmcor.train import device_name
+from lstmcor.models import build_lstmcor
+from lstmcor.registration import register
+from lstmcor.runtime import device_name
 from lstmcor.plots import colour_wheel, field_summary, flow_to_rgb, plot_quiver
 from lstmcor.transform import warp
 

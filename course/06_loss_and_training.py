@@ -26,7 +26,7 @@
 # 1. write the mean squared error of Eq. (21) and the diffusion regulariser of Eq. (22) in NumPy
 #    and explain why the paper's sum and our mean differ only by a scale;
 # 2. explain, with pictures, what happens to a field when $\lambda$ is too small or too large;
-# 3. train both networks with `lstmcor.train.train`, on a CPU or a GPU, and read their loss
+# 3. train both networks with `lstmcor.training.train`, on a CPU or a GPU, and read their loss
 #    curves as in the paper's Fig. 5;
 # 4. use a run folder's checkpoint to stop a training and resume it exactly where it was.
 
@@ -39,7 +39,7 @@ OUTPUT_DIR = "outputs/06_loss_and_training"
 # %% [markdown]
 # `PRESET` sets the size of everything that takes time in this chapter: the number of
 # optimisation steps in the $\lambda$ experiment and the training budget of the two networks
-# (`lstmcor.train.PRESETS`).
+# (`lstmcor.settings.PRESETS`).
 
 # %%
 import json
@@ -58,11 +58,13 @@ from IPython.display import Markdown, display
 from keras import ops
 
 from lstmcor.data import load_dataset, pair_indices
-from lstmcor.evaluate import weights_dir
+from lstmcor.evaluation import weights_dir
 from lstmcor.losses import grad_l2, mse, total_loss
 from lstmcor.metrics import endpoint_error, folding_fraction, jacobian_determinant
 from lstmcor.plots import loss_curves, plot_grid, show_images
-from lstmcor.train import PRESETS, compile_model, device_name, read_log, train
+from lstmcor.runtime import device_name
+from lstmcor.settings import PRESETS
+from lstmcor.training import compile_model, read_log, train
 from lstmcor.transform import SpatialTransformer, warp
 
 FIT_STEPS = {"ci": 100, "quick": 400, "paper": 1000}[PRESET]   # steps of the lambda experiment
@@ -267,7 +269,7 @@ check_ex61(answer_61)
 # In Keras, Eq. (23) is not one function but two losses with weights: a model with outputs
 # `[moved, flow]` is compiled with `loss=[MSE(), Grad()]` and `loss_weights=[1, λ]`, the fixed
 # image being the target of the first output (the second target is ignored). That is what
-# `lstmcor.train.compile_model` does. To check it, we need a model whose field we can set by
+# `lstmcor.training.compile_model` does. To check it, we need a model whose field we can set by
 # hand: a tiny Keras model whose **only weight is the field itself**, and whose output is the
 # moving image warped by it. It will also serve the $\lambda$ experiment.
 
@@ -492,11 +494,11 @@ check_ex62(answer_62)
 # :class: note
 # The paper gives Adam's learning rate as "10e-4", which read literally is $10^{-3}$. Everything
 # else in its set-up is VoxelMorph's, and VoxelMorph trains with $10^{-4}$; we take $10^{-4}$
-# (`lstmcor.train.LEARNING_RATE`) and the batch size 8 and 900 epochs of its Section 5 for the
+# (`lstmcor.settings.LEARNING_RATE`) and the batch size 8 and 900 epochs of its Section 5 for the
 # `paper` preset. See {doc}`../readings`.
 # :::
 #
-# `lstmcor.train.train` is the one code path behind both this notebook and the command line
+# `lstmcor.training.train` is the one code path behind both this notebook and the command line
 # `lstmcor train`. It draws each batch of pairs from the seed, the epoch and the batch number
 # alone, saves a checkpoint after every epoch and logs the losses to `log.csv`. The three presets:
 
@@ -517,7 +519,7 @@ for name, settings in PRESETS.items():
 #   `import os; os.environ["KERAS_BACKEND"] = "jax"`;
 # - TensorFlow: `pip install "tensorflow[and-cuda]"` (Linux), and keep the default backend.
 #
-# `lstmcor.train.device_name()` must then print a `gpu:0`-like name (the trainer prints it too).
+# `lstmcor.runtime.device_name()` must then print a `gpu:0`-like name (the trainer prints it too).
 # Run this chapter with `PRESET = "paper"` (in JupyterLab edit the parameters cell; with
 # papermill, `-p PRESET paper`), or from a terminal, which survives a closed browser tab:
 # `lstmcor train --model lstmcor --preset paper --out runs/lstmcor-paper` (and
@@ -632,7 +634,7 @@ print(f"[{PRESET}] largest weight difference, resumed against uninterrupted: {ga
 # - $\lambda$ trades image match for a plausible field: at 0 the field folds and wanders away from
 #   the truth even when the images match; too large and it cannot follow the anatomy. MSE alone
 #   cannot tell you which field is right.
-# - `lstmcor.train.train` trains either network with Adam at $10^{-4}$ (our reading of the paper's
+# - `lstmcor.training.train` trains either network with Adam at $10^{-4}$ (our reading of the paper's
 #   "10e-4"), logs every epoch, checkpoints and resumes exactly; the same code runs on a GPU when
 #   the backend sees one.
 #

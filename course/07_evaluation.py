@@ -22,7 +22,7 @@
 #
 # **Learning goals.** After this chapter you can
 #
-# 1. score a registration method on test pairs with `lstmcor.evaluate.evaluate` and read the
+# 1. score a registration method on test pairs with `lstmcor.evaluation.evaluate` and read the
 #    resulting table in the layout of the paper's Table 1;
 # 2. judge a registration by more than its MSE: Dice of warped labels, folding and SDlogJ from
 #    the Jacobian determinant, and the error against the true field where it is known;
@@ -54,9 +54,9 @@ from IPython.display import Markdown, display
 from scipy import stats
 
 from lstmcor.data import load_dataset
-from lstmcor.evaluate import evaluate, load_weights, markdown_table, shipped_weights, weights_dir
+from lstmcor.evaluation import evaluate, load_weights, markdown_table, shipped_weights, weights_dir
 from lstmcor.metrics import dice
-from lstmcor.models import register
+from lstmcor.registration import register
 from lstmcor.plots import field_summary, label_rgb
 
 N_PAIRS = {"ci": 4, "quick": 32, "paper": None}[PRESET]
@@ -239,12 +239,12 @@ names = ["SyN (DIPY)", "VoxelMorph", "LSTM-COR"]
 colours = {"SyN (DIPY)": "tab:gray", "VoxelMorph": "tab:blue", "LSTM-COR": "tab:orange"}
 fig, ax = plt.subplots(figsize=(7.5, 3.6))
 positions = np.arange(len(names))
-ax.bar(positions, [summary[n]["seconds_mean"] for n in names], yerr=[summary[n]["seconds_std"] for n in names],
+ax.bar(positions, [summary[n]["seconds_median"] for n in names], yerr=[summary[n]["seconds_std"] for n in names],
        color=[colours[n] for n in names], capsize=4, width=0.6, label=f"ours ({ev.device})")
 ax.bar([4, 5], [PAPER["VoxelMorph"]["seconds"], PAPER["LSTM-COR"]["seconds"]], yerr=[0.03, 0.004],
        color=[colours["VoxelMorph"], colours["LSTM-COR"]], hatch="//", alpha=0.6, capsize=4, width=0.6,
        label="paper (GPU)")
-for x, value in zip(list(positions) + [4, 5], [summary[n]["seconds_mean"] for n in names]
+for x, value in zip(list(positions) + [4, 5], [summary[n]["seconds_median"] for n in names]
                     + [PAPER["VoxelMorph"]["seconds"], PAPER["LSTM-COR"]["seconds"]]):
     ax.text(x, value * 1.15, f"{value:.3f}", ha="center", fontsize=9)
 ax.set_xticks(list(positions) + [4, 5], names + ["VoxelMorph", "LSTM-COR"])
@@ -439,7 +439,7 @@ def verdict(better_is_lower, metric):
 
 
 s_l, s_v = summary["LSTM-COR"], summary["VoxelMorph"]
-time_ratio = s_l["seconds_mean"] / s_v["seconds_mean"]
+time_ratio = s_l["seconds_median"] / s_v["seconds_median"]
 claims = [
     f"- *LSTM-COR reaches a lower test MSE.* Ours: {s_l['mse_mean']:.6f} against {s_v['mse_mean']:.6f} "
     f"(paper: 0.001227 against 0.001576). The claim {verdict(True, 'mse')}.",

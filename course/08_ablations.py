@@ -51,10 +51,10 @@ from IPython.display import Markdown, display
 from scipy import stats
 
 from lstmcor.data import load_dataset
-from lstmcor.evaluate import evaluate, load_weights, shipped_weights, weights_dir
+from lstmcor.evaluation import evaluate, load_weights, shipped_weights, weights_dir
 from lstmcor.models import build_lstmcor
 from lstmcor.plots import loss_curves
-from lstmcor.train import read_log
+from lstmcor.training import read_log
 
 N_PAIRS = {"ci": 4, "quick": 32, "paper": None}[PRESET]
 ds = load_dataset(DATA)
@@ -207,7 +207,7 @@ for row, (_, _, addition) in VARIANTS.items():
     effects[addition] = {
         "row": row, "dice": dice_mean, "dice_se": dice_se, "dice_p": dice_p,
         "mse": mse_mean, "mse_se": mse_se, "mse_p": mse_p,
-        "ms": 1000 * (ev.summary[FULL]["seconds_mean"] - ev.summary[row]["seconds_mean"]),
+        "ms": 1000 * (ev.summary[FULL]["seconds_median"] - ev.summary[row]["seconds_median"]),
         "weights": params[FULL] - params[row],
     }
 spread = ev.summary[FULL]["dice_std"]
@@ -271,7 +271,7 @@ plt.show()
 # %%
 import ipywidgets as widgets
 
-from lstmcor.models import register
+from lstmcor.registration import register
 from lstmcor.plots import flow_to_rgb, live_view
 
 
@@ -338,7 +338,7 @@ def plain(addition, e):
 
 
 vxm_gap = ev.summary[FULL]["dice_mean"] - ev.summary["VoxelMorph"]["dice_mean"]
-time_full, time_vxm = ev.summary[FULL]["seconds_mean"], ev.summary["VoxelMorph"]["seconds_mean"]
+time_full, time_vxm = ev.summary[FULL]["seconds_median"], ev.summary["VoxelMorph"]["seconds_median"]
 helpful = [a for a, e in effects.items() if np.isfinite(e["dice_p"]) and e["dice_p"] < 0.05 and e["dice"] > 0]
 dearest = max(effects, key=lambda a: effects[a]["ms"])
 text = [f"**[{PRESET}] The additions on our data** ({len(ev.pairs)} test pairs, weights trained as the model card says)\n"]
@@ -376,7 +376,7 @@ with open(os.path.join(OUTPUT_DIR, "ablation_summary.md"), "w") as handle:
 # lstmcor evaluate --weights runs/*/model.keras --names ... --pairs 0
 # ```
 #
-# or, in Python, `lstmcor.train.train("lstmcor", PRESET, out=..., model_options={"funnel": False})`.
+# or, in Python, `lstmcor.training.train("lstmcor", PRESET, out=..., model_options={"funnel": False})`.
 # We do not train them live here: a fair comparison needs the same (long) budget for every
 # variant, and a few minutes of CPU training per variant would only add noise to the table.
 #

@@ -1,7 +1,7 @@
 """The ``lstmcor`` command line: train, evaluate and register.
 
-Every sub-command shares its code with the Python API (:func:`lstmcor.train.train`,
-:func:`lstmcor.evaluate.evaluate`, :func:`lstmcor.models.register`). Bad files, shapes or weights
+Every sub-command shares its code with the Python API (:func:`lstmcor.training.train`,
+:func:`lstmcor.evaluation.evaluate`, :func:`lstmcor.registration.register`). Bad files, shapes or weights
 end with one line on stderr and exit status 2, never a traceback.
 """
 from __future__ import annotations
@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from lstmcor.settings import ABLATIONS, LAMBDA, LEARNING_RATE, MODEL_NAMES, PRESET_NAMES
 
 EPILOG_TRAIN = """examples:
   lstmcor train --model lstmcor --preset quick --out runs/lstmcor
@@ -44,26 +46,27 @@ def _parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a model on pairs of a data set",
                         description="Train LSTM-COR or VoxelMorph unsupervised (MSE + lambda * Grad, Adam).",
                         epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
-    tr.add_argument("--model", choices=["lstmcor", "voxelmorph"], default="lstmcor", help="network (default lstmcor)")
-    tr.add_argument("--preset", choices=["ci", "quick", "paper"], default="quick",
+    tr.add_argument("--model", choices=MODEL_NAMES, default="lstmcor", help="network (default lstmcor)")
+    tr.add_argument("--preset", choices=PRESET_NAMES, default="quick",
                     help="ci: seconds; quick: minutes on a laptop CPU (default); paper: 900 epochs, for a GPU")
     tr.add_argument("--data", default="default", help="'default' (the embedded set) or a data folder")
     tr.add_argument("--out", default=None, help="run folder (default runs/<model>-<preset>)")
     tr.add_argument("--epochs", type=int, help="total epochs (overrides the preset)")
     tr.add_argument("--steps-per-epoch", type=int, help="batches per epoch (overrides the preset)")
     tr.add_argument("--batch-size", type=int, help="pairs per batch (overrides the preset; paper: 8)")
-    tr.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
-    tr.add_argument("--lam", type=float, default=0.01, help="smoothness weight lambda of Eq. 23 (default 0.01)")
+    tr.add_argument("--lr", type=float, default=LEARNING_RATE, help=f"Adam learning rate (default {LEARNING_RATE:g})")
+    tr.add_argument("--lam", type=float, default=LAMBDA,
+                    help=f"smoothness weight lambda of Eq. 23 (default {LAMBDA:g})")
     tr.add_argument("--seed", type=int, default=0, help="seed of weights and pairs (default 0)")
     tr.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     tr.add_argument("--augment", action="store_true", help="random flips and gamma on training pairs")
     ab = tr.add_argument_group("ablations (LSTM-COR only)")
-    ab.add_argument("--no-se-skips", action="store_true", help="no squeeze-and-excitation on the skips")
-    ab.add_argument("--no-funnel", action="store_true", help="no funnel connection")
-    ab.add_argument("--recurrence", choices=["convlstm", "conv"], default="convlstm",
-                    help="ConvLSTM over channels, or a plain conv in its place")
-    ab.add_argument("--no-peepholes", action="store_true", help="ConvLSTM without peephole terms")
-    ab.add_argument("--no-field-se", action="store_true", help="no SE weighting of the field")
+    for option, (paper, flag, off, help_text) in ABLATIONS.items():
+        if isinstance(paper, bool):
+            ab.add_argument(flag, dest=f"ablate_{option}", action="store_true", help=help_text)
+        else:
+            ab.add_argument(flag, dest=f"ablate_{option}", choices=[paper, off], default=paper,
+                            help=f"{help_text} (default {paper})")
 
     ev = sub.add_parser("evaluate", help="score trained models on test pairs (Table 1)",
                         description="Score models on inter-subject pairs of a split; prints the markdown table "
@@ -93,24 +96,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _write_nifti(path: str, array: np.ndarray, affine: np.ndarray) -> None:
-    import nibabel as nib
-
-    if not str(path).endswith((".nii", ".nii.gz")):
-        raise ValueError(f"output '{path}' must end in .nii or .nii.gz.")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(array, affine), str(path))
-
-
 def _train(args) -> int:
-    from lstmcor.train import train
+    from lstmcor.training import train
 
     options = {}
-    if args.model == "lstmcor":
-        options = {"se_skips": not args.no_se_skips, "funnel": not args.no_funnel, "recurrence": args.recurrence,
-                   "peepholes": not args.no_peepholes, "field_se": not args.no_field_se}
-    elif args.no_se_skips or args.no_funnel or args.recurrence != "convlstm" or args.no_peepholes or args.no_field_se:
-        raise ValueError("the ablation switches apply to --model lstmcor only.")
+    for option, (paper, _, off, _) in ABLATIONS.items():
+        value = getattr(args, f"ablate_{option}")
+        options[option] = (not value) if isinstance(paper, bool) else value
+    changed = [ABLATIONS[k][1] for k, v in options.items() if v != ABLATIONS[k][0]]
+    if args.model != "lstmcor":
+        if changed:
+            raise ValueError(f"the ablation switches ({', '.join(changed)}) apply to --model lstmcor only.")
+        options = {}
     out = args.out or f"runs/{args.model}-{args.preset}"
     result = train(args.model, args.preset, args.data, out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
                    batch_size=args.batch_size, learning_rate=args.lr, lam=args.lam, seed=args.seed,
@@ -121,7 +118,7 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from lstmcor.evaluate import evaluate
+    from lstmcor.evaluation import evaluate
 
     names = args.names or [Path(w).parent.name if Path(w).name == "model.keras" else Path(w).stem for w in args.weights]
     if len(names) != len(args.weights):
@@ -138,8 +135,9 @@ def _evaluate(args) -> int:
 
 def _register(args) -> int:
     from lstmcor.data import pad_or_crop, read_image
-    from lstmcor.evaluate import load_weights
-    from lstmcor.models import register
+    from lstmcor.data.io import write_image
+    from lstmcor.registration import register
+    from lstmcor.saving import load_model
 
     moving, _ = read_image(args.moving, args.slice_index, args.axis)
     fixed, affine = read_image(args.fixed, args.slice_index, args.axis)
@@ -148,25 +146,26 @@ def _register(args) -> int:
                          f"{fixed.shape[1]}: resample them to one grid first.")
     if args.moved_labels and not args.moving_labels:
         raise ValueError("--moved-labels needs --moving-labels.")
-    model = load_weights(args.weights)
+    model = load_model(args.weights)
     size = tuple(int(s) for s in model.inputs[0].shape[1:3])
     labels = None
     if args.moving_labels:
         labels, _ = read_image(args.moving_labels, args.slice_index, args.axis, labels=True)
         if labels.shape != moving.shape:
-            raise ValueError(f"labels '{args.moving_labels}' are {labels.shape} but the moving image is {moving.shape}.")
+            raise ValueError(f"labels '{args.moving_labels}' are {labels.shape} but the moving image is "
+                             f"{moving.shape}.")
         labels = pad_or_crop(labels, target_shape=size)
     result = register(model, pad_or_crop(moving, target_shape=size), pad_or_crop(fixed, target_shape=size), labels)
     back = fixed.shape
-    _write_nifti(args.output, pad_or_crop(result["moved"][0, ..., 0], target_shape=back).astype("float32"), affine)
+    write_image(args.output, pad_or_crop(result["moved"][0, ..., 0], target_shape=back).astype("float32"), affine)
     print(f"moved image: {args.output}")
     if args.flow:
         flow = np.stack([pad_or_crop(result["flow"][0, ..., c], target_shape=back) for c in range(2)], axis=-1)
-        _write_nifti(args.flow, flow.astype("float32"), affine)
+        write_image(args.flow, flow.astype("float32"), affine)
         print(f"displacement field (pixels, [H, W, 2]): {args.flow}")
     if labels is not None:
         target = args.moved_labels or str(Path(args.output).with_name("moved_labels.nii.gz"))
-        _write_nifti(target, pad_or_crop(result["moved_labels"], target_shape=back).astype("int16"), affine)
+        write_image(target, pad_or_crop(result["moved_labels"], target_shape=back).astype("int16"), affine)
         print(f"moved labels: {target}")
     return 0
 

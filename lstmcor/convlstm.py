@@ -120,7 +120,8 @@ class PeepholeConvLSTM2D(keras.layers.Layer):
         )
 
         def bias_init(shape, dtype=None):
-            values = [ops.zeros((f,)), ops.ones((f,)) if self.unit_forget_bias else ops.zeros((f,)), ops.zeros((2 * f,))]
+            forget = ops.ones((f,)) if self.unit_forget_bias else ops.zeros((f,))
+            values = [ops.zeros((f,)), forget, ops.zeros((2 * f,))]
             return ops.cast(ops.concatenate(values), dtype or "float32")
 
         self.bias = self.add_weight(shape=(4 * f,), initializer=bias_init, name="bias")

@@ -25,7 +25,7 @@ def conv_macs(height, width, cin, cout, k=3):
 
 
 def test_multiply_adds_of_voxelmorph_match_a_hand_count(bench):
-    # DESIGN.md: encoder [16, 32, 32, 32], decoder [32, 32, 32, 32, 32, 16, 16], flow conv to 2.
+    # book/readings.md: encoder [16, 32, 32, 32], decoder [32, 32, 32, 32, 32, 16, 16], flow conv to 2.
     s = 32
     expected = (
         conv_macs(s, s, 2, 16)

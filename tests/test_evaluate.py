@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lstmcor.data import RegistrationSet, load_default
-from lstmcor.evaluate import evaluate, load_weights, markdown_table
+from lstmcor.evaluation import evaluate, load_weights, markdown_table
 from lstmcor.models import build_voxelmorph
 
 

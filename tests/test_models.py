@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lstmcor.models import build_lstmcor, build_model, build_voxelmorph, register
-from lstmcor.train import compile_model
+from lstmcor.training import compile_model
 from lstmcor.transform import warp
 
 SMALL = (32, 48)
@@ -61,12 +61,12 @@ def test_moved_is_moving_warped_by_returned_field():
     np.testing.assert_allclose(moved, warp(moving, flow), atol=1e-5)
 
 
-def test_lstmcor_has_the_parts_of_design_md():
+def test_lstmcor_has_the_parts_of_the_readings():
     model = build_lstmcor()
     assert model.get_layer("convlstm").filters == 4
     assert model.get_layer("to_sequence").output.shape == (None, 16, 160, 192, 1)
     assert model.get_layer("from_sequence").output.shape == (None, 160, 192, 64)
-    assert model.get_layer("depthwise").__class__.__name__ == "DepthwiseConv2D"
+    assert model.get_layer("depthwise").__class__.__name__ == "FlowDepthwiseConv2D"
     assert model.get_layer("funnel").output.shape[1:3] == (10, 12)
     assert model.get_layer("field_se").hidden == 1
 

@@ -202,3 +202,36 @@ def test_validate_module_exports_checks():
 
     assert callable(validate.check_spatial_shape)
     assert callable(validate.check_image_batch)
+
+
+@pytest.mark.slow
+def test_a_regular_install_holds_every_module(tmp_path):
+    """``pip install .`` (not editable): the wheel holds every module and subpackage, and they import."""
+    import subprocess
+    import sys
+    import zipfile
+
+    import shutil
+
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info/ beside pyproject.toml
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(PACKAGE, source / "lstmcor", ignore=shutil.ignore_patterns("__pycache__"))
+    wheel_dir = tmp_path / "wheel"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "-w", str(wheel_dir), str(source)], check=True, capture_output=True, timeout=300)
+    (wheel,) = wheel_dir.glob("lstmcor-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
+    assert expected and expected <= names, sorted(expected - names)
+    assert "lstmcor/py.typed" in names
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                    str(wheel)], check=True, capture_output=True, timeout=300)
+    code = ("import lstmcor, lstmcor.data.io, lstmcor.data.layouts, lstmcor.settings; "
+            "print(lstmcor.__file__)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": ""},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith(str(target))

@@ -7,7 +7,7 @@ import pytest
 
 from lstmcor.data import PairDataset, load_default
 from lstmcor.losses import mse
-from lstmcor.train import PRESETS, read_log, resolve_settings, train
+from lstmcor.training import PRESETS, read_log, resolve_settings, train
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,71 @@
+"""Keras batches of (moving, fixed) pairs for ``model.fit``: the one data module that needs Keras."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from lstmcor.data.pairs import _augment_pair, _split_members
+
+
+class PairDataset(keras.utils.PyDataset):
+    """Batches of (moving, fixed) pairs of different subjects of one split, for ``model.fit``.
+
+    ``ds[i]`` is ``((moving, fixed), (fixed, zeros))``: inputs of a two-input model and targets for
+    the losses [MSE on the moved image, Grad on the flow]; ``moving``/``fixed`` are
+    ``[B, H, W, 1]`` float32, ``zeros`` is ``[B, H, W, 2]``. The pairs of batch ``i`` come from
+    ``seed``, the epoch counter and ``i`` only: the same ``i`` in the same epoch gives the same
+    batch, and ``on_epoch_end`` (called by ``fit``) moves to fresh pairs for the next epoch.
+    ``steps_per_epoch=None`` gives one pass over the split's images as moving images
+    (ceil(n / batch_size) batches). ``augment=True`` flips both images of a pair left-right
+    together (half of the pairs) and applies an independent random gamma to each image.
+    """
+
+    def __init__(self, dataset, split="train", batch_size=8, steps_per_epoch=None, seed=0,
+                 augment=False, **kwargs):
+        super().__init__(**kwargs)
+        self.dataset = dataset
+        self.split = split
+        self.members = _split_members(dataset, split)
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        n = len(self.members)
+        self.steps_per_epoch = int(steps_per_epoch) if steps_per_epoch else -(-n // self.batch_size)
+        self.seed = int(seed)
+        self.augment = bool(augment)
+        self.epoch = 0
+        self._subj = np.array([dataset.subjects[i] for i in self.members])
+
+    def __len__(self):
+        return self.steps_per_epoch
+
+    def pairs_for_batch(self, index: int) -> list[tuple[int, int]]:
+        """The (moving, fixed) dataset indices of batch ``index`` in the current epoch."""
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        n = len(self.members)
+        pairs = []
+        while len(pairs) < self.batch_size:
+            a, b = rng.integers(0, n, size=2)
+            if self._subj[a] != self._subj[b]:
+                pairs.append((int(self.members[a]), int(self.members[b])))
+        return pairs
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range (0..{len(self) - 1})")
+        pairs = self.pairs_for_batch(index)
+        imgs = self.dataset.images
+        mov = np.empty((self.batch_size,) + imgs.shape[1:3] + (1,), np.float32)
+        fix = np.empty_like(mov)
+        aug_rng = np.random.default_rng([self.seed, self.epoch, int(index), 1])
+        for k, (m, f) in enumerate(pairs):
+            a, b = imgs[m], imgs[f]
+            if self.augment:
+                a, b = _augment_pair(a, b, aug_rng)
+            mov[k, ..., 0] = a
+            fix[k, ..., 0] = b
+        zeros = np.zeros(mov.shape[:3] + (2,), np.float32)
+        return (mov, fix), (fix, zeros)
+
+    def on_epoch_end(self):
+        self.epoch += 1

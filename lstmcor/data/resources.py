@@ -1,0 +1,63 @@
+"""Where the course's files live: the embedded set and the shipped weights in ``data/``.
+
+They live in the repository's ``data/`` folder, not in the package, so they are found beside the
+package (a checkout or an editable install) or, after a regular ``pip install .``, from the
+working directory and its parents (Jupyter runs a chapter in ``course/``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_FILENAME = "lstmcor_brains2d.npz"
+_REPOSITORY = Path(__file__).resolve().parent.parent.parent
+
+
+def find_in_repository(*parts: str) -> Path:
+    """A path of the repository, such as ``data/weights``, found from an installed package too.
+
+    Args:
+        parts: the path inside the repository, e.g. ``("data", "weights")``.
+
+    Returns:
+        The first existing match (beside the package, then the working directory and its
+        parents), else the path beside the package (for error messages).
+
+    Example:
+        >>> find_in_repository("data", "weights").name
+        'weights'
+    """
+    beside = _REPOSITORY.joinpath(*parts)
+    if beside.exists():
+        return beside
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if folder.joinpath(*parts).exists():
+            return folder.joinpath(*parts)
+    return beside
+
+
+def default_data_path() -> Path:
+    """Where the embedded set lives: ``$LSTMCOR_DATA_DIR`` if set, else ``data/`` of the repository."""
+    env = os.environ.get("LSTMCOR_DATA_DIR")
+    if env:
+        return Path(env) / DEFAULT_FILENAME
+    return find_in_repository("data", DEFAULT_FILENAME)
+
+
+def weights_dir() -> Path:
+    """Folder of the shipped trained weights: ``$LSTMCOR_WEIGHTS_DIR`` if set, else ``data/weights``."""
+    env = os.environ.get("LSTMCOR_WEIGHTS_DIR")
+    return Path(env) if env else find_in_repository("data", "weights")
+
+
+def shipped_weights(name: str) -> Path:
+    """Path of a shipped model, e.g. ``shipped_weights("lstmcor")`` -> ``data/weights/lstmcor.keras``."""
+    path = weights_dir() / f"{name}.keras"
+    if not path.is_file():
+        available = sorted(p.stem for p in weights_dir().glob("*.keras"))
+        raise FileNotFoundError(
+            f"no shipped weights named {name!r} in '{weights_dir()}' (available: {available or 'none'}); "
+            "train one with `lstmcor train` and pass its model.keras instead."
+        )
+    return path
