@@ -4,7 +4,7 @@ The package follows the paper's pipeline, one module per idea:
 
 - :mod:`lstmcor.se`: squeeze and excitation (Eq. 3-5)
 - :mod:`lstmcor.convlstm`: channels as a sequence and the peephole ConvLSTM (Eq. 6, 12-16)
-- :mod:`lstmcor.transform`: the spatial transformer (Eq. 19-20)
+- :mod:`lstmcor.transform`: the spatial transformer (Eq. 19-20), scaling and squaring
 - :mod:`lstmcor.losses`: MSE, the diffusion regulariser and the total loss (Eq. 21-23)
 - :mod:`lstmcor.metrics`: Dice, Jacobian determinant, folding, SDlogJ
 - :mod:`lstmcor.models`: LSTM-COR and the VoxelMorph baseline
@@ -36,7 +36,9 @@ _EXPORTS = {
     "mean_dice": "metrics",
     "sdlogj": "metrics",
     "SqueezeExcitation": "se",
+    "IntegrateVelocity": "transform",
     "SpatialTransformer": "transform",
+    "integrate": "transform",
     "spatial_transform": "transform",
     "warp": "transform",
     "build_lstmcor": "models",
