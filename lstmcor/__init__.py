@@ -5,7 +5,7 @@ The package follows the paper's pipeline, one module per idea:
 - :mod:`lstmcor.se`: squeeze and excitation (Eq. 3-5)
 - :mod:`lstmcor.convlstm`: channels as a sequence and the peephole ConvLSTM (Eq. 6, 12-16)
 - :mod:`lstmcor.transform`: the spatial transformer (Eq. 19-20), scaling and squaring
-- :mod:`lstmcor.losses`: MSE, the diffusion regulariser and the total loss (Eq. 21-23)
+- :mod:`lstmcor.losses`: MSE, the diffusion regulariser and the total loss (Eq. 21-23), local NCC
 - :mod:`lstmcor.metrics`: Dice, Jacobian determinant, folding, SDlogJ
 - :mod:`lstmcor.models`: LSTM-COR and the VoxelMorph baseline
 - :mod:`lstmcor.data`, :mod:`lstmcor.train`, :mod:`lstmcor.evaluate`, :mod:`lstmcor.cli`
@@ -26,8 +26,10 @@ _EXPORTS = {
     "SequenceToChannels": "convlstm",
     "Grad": "losses",
     "MSE": "losses",
+    "NCC": "losses",
     "grad_l2": "losses",
     "mse": "losses",
+    "ncc": "losses",
     "total_loss": "losses",
     "dice": "metrics",
     "endpoint_error": "metrics",
