@@ -6,7 +6,7 @@ The package follows the paper's pipeline, one module per idea:
 - :mod:`lstmcor.convlstm`: channels as a sequence and the peephole ConvLSTM (Eq. 6, 12-16)
 - :mod:`lstmcor.transform`: the spatial transformer (Eq. 19-20), scaling and squaring
 - :mod:`lstmcor.losses`: MSE, the diffusion regulariser and the total loss (Eq. 21-23), local NCC
-- :mod:`lstmcor.metrics`: Dice, Jacobian determinant, folding, SDlogJ
+- :mod:`lstmcor.metrics`: Dice, HD95, Jacobian determinant, folding, SDlogJ
 - :mod:`lstmcor.models`: LSTM-COR and the VoxelMorph baseline
 - :mod:`lstmcor.data`, :mod:`lstmcor.train`, :mod:`lstmcor.evaluate`, :mod:`lstmcor.cli`
 
@@ -34,6 +34,7 @@ _EXPORTS = {
     "dice": "metrics",
     "endpoint_error": "metrics",
     "folding_fraction": "metrics",
+    "hd95": "metrics",
     "jacobian_determinant": "metrics",
     "mean_dice": "metrics",
     "sdlogj": "metrics",
