@@ -197,6 +197,8 @@ def test_model_with_the_layer_saves_and_loads_in_safe_mode(tmp_path):
     x = _smooth_field(np.random.default_rng(5), amplitude=3.0)
     expected = _np(model(x))
     assert np.abs(expected).max() > 0.1
+    # Traced (tf.function / jax.jit, unknown batch size) gives the same as eager.
+    np.testing.assert_allclose(model.predict(x, batch_size=1, verbose=0), expected, rtol=0, atol=1e-5)
     path = tmp_path / "integrate.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)

@@ -175,3 +175,15 @@ def test_bad_shapes_name_the_shapes():
         ncc(np.zeros((8, 8, 1), "float32"), np.zeros((8, 8, 1), "float32"))
     with pytest.raises(ValueError, match=r"\(1, 8, 9, 1\)"):
         ncc(np.zeros((1, 8, 8, 1), "float32"), np.zeros((1, 8, 9, 1), "float32"))
+
+
+def test_loss_compiles_into_a_model_and_trains():
+    # Under fit the loss runs traced (tf.function / jax.jit) with an unknown batch size.
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((H, W, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same")(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=NCC(window=5))
+    fixed, moved = _pair(np.random.default_rng(8), batch=4)
+    history = model.fit(moved, fixed, batch_size=2, epochs=2, verbose=0)
+    assert all(np.isfinite(history.history["loss"]))
+    assert -1.0 <= history.history["loss"][-1] <= 0.0
