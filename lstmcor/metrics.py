@@ -49,16 +49,18 @@ def sdlogj(flow: np.ndarray, mask: np.ndarray | None = None, *, offset: float = 
     Learn2Reg's evaluation (``evaluation/evaluation.py`` and ``utils.py`` of MDL-UzL/L2R) computes
     ``det J`` of the map ``x + u(x)``: its ``jacobian_determinant`` adds the identity to the
     central-difference gradient of ``u`` before taking the determinant, and crops 2 voxels at each
-    border, where its zero-padded differences are wrong. Then it adds 3, clips to ``[1e-9, 1e9]``,
-    takes the log and the standard deviation, inside the fixed image's mask when the task has one.
+    border (its zero-padded differences are wrong on the outermost one). Then it adds 3, clips to
+    ``[1e-9, 1e9]``, takes the log and the standard deviation, inside the fixed image's mask when
+    the task has one.
     The ``+ 3`` is therefore not a correction of the determinant, which is already ``det J``: it
     shifts the argument of the log. Two effects follow. Near the identity
     ``log(det J + 3) ~ log 4 + (det J - 1) / 4``, so the score is about ``std(det J) / 4``, a
     quarter of the plain ``std(log det J)``; scores with and without the shift do not compare.
     And folds with ``-3 < det J <= 0`` keep a finite log instead of being clipped to
-    ``log 1e-9 ~ -20.7``, so a few folded pixels do not dominate the spread. Nothing in the code
-    ties the 3 to the number of dimensions, so the 2D version keeps ``+ 3``; ``offset=0`` gives
-    the plain ``std(log det J)`` (determinants <= 0 then sit at the floor).
+    ``log 1e-9 ~ -20.7``, so a few folded pixels do not dominate the spread. The code gives no
+    reason for 3 and nothing in it ties the 3 to the number of dimensions, so the 2D version keeps
+    ``+ 3``; ``offset=0`` gives the plain ``std(log det J)`` (determinants <= 0 then sit at the
+    floor).
 
     Our :func:`jacobian_determinant` uses the same central differences away from the border, so
     with ``border=2`` the values are Learn2Reg's, one dimension down.
