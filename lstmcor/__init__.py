@@ -5,9 +5,9 @@ The package follows the paper's pipeline, one module per idea:
 - :mod:`lstmcor.se`: squeeze and excitation (Eq. 3-5)
 - :mod:`lstmcor.convlstm`: channels as a sequence and the peephole ConvLSTM (Eq. 6, 12-16)
 - :mod:`lstmcor.flow_head`: the depthwise flow head (Eq. 17-18)
-- :mod:`lstmcor.transform`: the spatial transformer (Eq. 19-20)
-- :mod:`lstmcor.losses`: MSE, the diffusion regulariser and the total loss (Eq. 21-23)
-- :mod:`lstmcor.metrics`: Dice, Jacobian determinant, folding, SDlogJ
+- :mod:`lstmcor.transform`: the spatial transformer (Eq. 19-20), scaling and squaring
+- :mod:`lstmcor.losses`: MSE, the diffusion regulariser and the total loss (Eq. 21-23), local NCC
+- :mod:`lstmcor.metrics`: Dice, HD95, Jacobian determinant, folding, SDlogJ
 - :mod:`lstmcor.models`: LSTM-COR and the VoxelMorph baseline
 - :mod:`lstmcor.data` (a package), :mod:`lstmcor.training`, :mod:`lstmcor.evaluation`,
   :mod:`lstmcor.registration`, :mod:`lstmcor.saving`, :mod:`lstmcor.settings`,
@@ -39,17 +39,22 @@ _EXPORTS = {
     "FlowDepthwiseConv2D": "flow_head",
     "Grad": "losses",
     "MSE": "losses",
+    "NCC": "losses",
     "grad_l2": "losses",
     "mse": "losses",
+    "ncc": "losses",
     "total_loss": "losses",
     "dice": "metrics",
     "endpoint_error": "metrics",
     "folding_fraction": "metrics",
+    "hd95": "metrics",
     "jacobian_determinant": "metrics",
     "mean_dice": "metrics",
     "sdlogj": "metrics",
     "SqueezeExcitation": "se",
+    "IntegrateVelocity": "transform",
     "SpatialTransformer": "transform",
+    "integrate": "transform",
     "spatial_transform": "transform",
     "warp": "transform",
     "build_lstmcor": "models",

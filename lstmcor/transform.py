@@ -1,6 +1,6 @@
 """Spatial transformer: warp an image by a dense displacement field (paper Eq. 19-20).
 
-Convention (DESIGN.md): a field ``D`` of shape ``[B, H, W, 2]`` in pixels, channel 0 along rows
+Convention (``book/readings.md``): a field ``D`` of shape ``[B, H, W, 2]`` in pixels, channel 0 along rows
 and channel 1 along columns, and ``moved(p) = moving(p + D(p))``. This is the convention of
 ``scipy.ndimage.map_coordinates``, which the tests use as the reference. Samples that fall outside
 the image take the value of the nearest border pixel (SciPy's ``mode="nearest"``).
@@ -8,6 +8,9 @@ the image take the value of the nearest border pixel (SciPy's ``mode="nearest"``
 Eq. 19 writes bilinear sampling as a sum over all pixels with the tent kernel
 ``max(0, 1 - |x - m|)``; only the four pixels around the sample point have a non-zero weight,
 so the layer gathers those four and blends them.
+
+:func:`integrate` turns a stationary velocity field into a displacement by scaling and squaring,
+composing the map with itself through the same transformer; :class:`IntegrateVelocity` wraps it.
 """
 from __future__ import annotations
 
@@ -118,6 +121,85 @@ class SpatialTransformer(keras.layers.Layer):
         return config
 
 
+def _check_steps(steps) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}.")
+    return int(steps)
+
+
+def integrate(velocity, steps: int = 7):
+    """Displacement of the map ``exp(v)`` by scaling and squaring a stationary velocity ``v``.
+
+    The velocity is divided by ``2**steps``, small enough for ``x -> x + v(x) / 2**steps`` to be
+    close to the identity and fold-free; then the map is composed with itself ``steps`` times. With
+    ``phi(x) = x + d(x)``, ``phi(phi(x)) = x + d(x) + d(x + d(x))``, so one squaring is
+    ``d <- d + spatial_transform(d, d)``: the same bilinear sampling and border clamping as the
+    transformer, in the same convention (pixels, channel 0 along rows).
+
+    Args:
+        velocity: ``[B, H, W, 2]`` stationary velocity field in pixels.
+        steps: number of squarings, an integer >= 0; ``0`` returns ``velocity`` unchanged.
+
+    Returns:
+        The displacement field ``[B, H, W, 2]``.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> v = np.full((1, 8, 8, 2), 1.5, "float32")  # a constant velocity is a translation
+        >>> d = ops.convert_to_numpy(integrate(v, steps=4))
+        >>> bool(np.allclose(d, 1.5))
+        True
+    """
+    steps = _check_steps(steps)
+    velocity = ops.convert_to_tensor(velocity)
+    if "float" not in str(velocity.dtype):
+        velocity = ops.cast(velocity, "float32")
+    shape = tuple(velocity.shape)
+    if len(shape) != 4 or shape[-1] != 2:
+        raise ValueError(f"integrate: velocity must be [batch, height, width, 2], got shape {shape}.")
+    if steps == 0:
+        return velocity
+    disp = velocity / float(2**steps)
+    for _ in range(steps):
+        disp = disp + spatial_transform(disp, disp)
+    return disp
+
+
+@keras.saving.register_keras_serializable(package="lstmcor")
+class IntegrateVelocity(keras.layers.Layer):
+    """Keras layer around :func:`integrate`: velocity ``[B, H, W, 2]`` in, displacement out.
+
+    Args:
+        steps: number of squarings (integer >= 0); 7 divides the velocity by 128.
+
+    Example:
+        >>> import numpy as np
+        >>> layer = IntegrateVelocity(steps=5)
+        >>> tuple(layer(np.zeros((2, 16, 16, 2), "float32")).shape)
+        (2, 16, 16, 2)
+    """
+
+    def __init__(self, steps: int = 7, **kwargs):
+        super().__init__(**kwargs)
+        self.steps = _check_steps(steps)
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or input_shape[-1] != 2:
+            raise ValueError(f"IntegrateVelocity: velocity must be [batch, height, width, 2], got {input_shape}.")
+
+    def call(self, velocity):
+        return integrate(velocity, self.steps)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"steps": self.steps})
+        return config
+
+
 def warp(image: np.ndarray, flow: np.ndarray, interpolation: str = "linear") -> np.ndarray:
     """NumPy convenience: warp one image ``[H, W]`` or a batch ``[B, H, W, C]`` by ``flow``.
 
@@ -145,7 +227,8 @@ def warp(image: np.ndarray, flow: np.ndarray, interpolation: str = "linear") -> 
     if flow.ndim == 3:
         flow = flow[None]
     if flow.ndim != 4 or flow.shape[-1] != 2 or flow.shape[1:3] != batch.shape[1:3]:
-        raise ValueError(f"warp: flow shape {flow.shape} does not fit image shape {image.shape}; expected [B, H, W, 2].")
+        raise ValueError(f"warp: flow shape {flow.shape} does not fit image shape {image.shape}; "
+                         "expected [B, H, W, 2].")
     if not np.all(np.isfinite(flow)):
         raise ValueError("warp: flow contains NaN or infinite values.")
     if flow.shape[0] != batch.shape[0]:

@@ -19,6 +19,7 @@ import lstmcor
 from lstmcor import (
     ChannelsToSequence,
     FlowDepthwiseConv2D,
+    IntegrateVelocity,
     PeepholeConvLSTM2D,
     SequenceToChannels,
     SpatialTransformer,
@@ -59,6 +60,7 @@ CASES = [
          3 * 3 * 6 + 6, "depthwise-shifted"),
     Case(SpatialTransformer, {}, [(H, W, 3), (H, W, 2)], (H, W, 3), 0, "transformer"),
     Case(SpatialTransformer, {"interpolation": "nearest"}, [(H, W, 1), (H, W, 2)], (H, W, 1), 0, "transformer-nn"),
+    Case(IntegrateVelocity, {"steps": 4}, [(H, W, 2)], (H, W, 2), 0, "integrate"),
 ]
 
 
