@@ -36,12 +36,19 @@ def _sample_grid(flow):
     return y, x
 
 
-def _gather(flat_image, y_index, x_index, width, pixels_per_image):
-    """Pixels ``image[b, y, x]`` for integer index tensors ``[B, H, W]``; returns ``[B, H, W, C]``."""
-    batch = ops.shape(y_index)[0]
-    offsets = ops.reshape(ops.arange(batch) * pixels_per_image, (-1, 1, 1))
-    index = ops.cast(y_index, "int32") * width + ops.cast(x_index, "int32") + ops.cast(offsets, "int32")
-    return ops.take(flat_image, index, axis=0)
+def _gather(image, y_index, x_index):
+    """Pixels ``image[b, y, x]`` for integer index tensors ``[B, H, W]``; returns ``[B, H, W, C]``.
+
+    Each sample gathers from its own image (``take_along_axis`` over the pixels of one sample),
+    so a batch split across devices (data parallel) is gathered where it lives, with no
+    all-gather of the whole batch.
+    """
+    shape = ops.shape(image)
+    height, width, channels = shape[1], shape[2], shape[3]
+    flat = ops.reshape(image, (-1, height * width, channels))
+    index = ops.cast(y_index, "int32") * width + ops.cast(x_index, "int32")
+    index = ops.reshape(index, (-1, height * width, 1))
+    return ops.reshape(ops.take_along_axis(flat, index, axis=1), (-1, height, width, channels))
 
 
 def spatial_transform(image, flow, interpolation: str = "linear"):
@@ -62,12 +69,10 @@ def spatial_transform(image, flow, interpolation: str = "linear"):
     if "float" not in str(image.dtype):
         image = ops.cast(image, flow.dtype)
     shape = ops.shape(image)
-    height, width, channels = shape[1], shape[2], shape[3]
-    flat = ops.reshape(image, (-1, channels))
-    pixels = height * width
+    height, width = shape[1], shape[2]
     y, x = _sample_grid(flow)
     if interpolation == "nearest":
-        return _gather(flat, ops.round(y), ops.round(x), width, pixels)
+        return _gather(image, ops.round(y), ops.round(x))
 
     y0, x0 = ops.floor(y), ops.floor(x)
     y1 = ops.minimum(y0 + 1.0, ops.cast(height - 1, y.dtype))
@@ -75,8 +80,8 @@ def spatial_transform(image, flow, interpolation: str = "linear"):
     # Tent weights of Eq. 19: max(0, 1 - |y - n|) is (1 - dy) at n = y0 and dy at n = y0 + 1.
     dy = ops.expand_dims(y - y0, -1)
     dx = ops.expand_dims(x - x0, -1)
-    top = _gather(flat, y0, x0, width, pixels) * (1.0 - dx) + _gather(flat, y0, x1, width, pixels) * dx
-    bottom = _gather(flat, y1, x0, width, pixels) * (1.0 - dx) + _gather(flat, y1, x1, width, pixels) * dx
+    top = _gather(image, y0, x0) * (1.0 - dx) + _gather(image, y0, x1) * dx
+    bottom = _gather(image, y1, x0) * (1.0 - dx) + _gather(image, y1, x1) * dx
     return top * (1.0 - dy) + bottom * dy
 
 
