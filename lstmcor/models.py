@@ -3,9 +3,16 @@
 Both take ``[moving, fixed]`` images ``[B, H, W, 1]`` and return ``[moved, flow]``: the moving
 image warped by the predicted displacement field, and that field ``[B, H, W, 2]`` in pixels
 (channel 0 along rows). Sizes follow ``book/readings.md``.
+
+With ``integration_steps=N > 0`` (both builders) the head's field is read as a stationary
+velocity and integrated by scaling and squaring (:class:`lstmcor.transform.IntegrateVelocity`)
+before the warp; ``flow`` is then the integrated displacement, the field that moved the image and
+the one the Grad loss sees, and the velocity is the output of the layer named ``"velocity"``
+(:func:`velocity_model`). ``book/readings.md`` ("Diffeomorphic variant") gives the reasons.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Sequence
 
 import keras
@@ -16,12 +23,15 @@ from lstmcor.runtime import recommended_jit_compile  # noqa: F401  (its old impo
 from lstmcor.se import SqueezeExcitation
 from lstmcor.settings import MODEL_NAMES
 from lstmcor.registration import register  # noqa: F401  (its old import path)
-from lstmcor.transform import SpatialTransformer
+from lstmcor.transform import IntegrateVelocity, SpatialTransformer
 from lstmcor.validate import check_spatial_shape
 
 ENC_FEATURES = (16, 32, 32, 32)
 VXM_DEC_FEATURES = (32, 32, 32, 32, 32, 16, 16)
 LSTMCOR_DEC_FEATURES = (32, 32, 32, 32, 32, 16)
+#: Squarings of the diffeomorphic variant when one is asked for (VoxelMorph's ``int_steps`` default);
+#: the builders' default stays 0, the paper's plain displacement.
+DIFFEOMORPHIC_STEPS = 7
 
 
 def _conv(x, filters: int, name: str):
@@ -64,6 +74,37 @@ def _unet(x, enc_features, dec_features, se_skips: bool = False, funnel: bool = 
     return x
 
 
+def _check_integration_steps(steps) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+        raise ValueError(f"integration_steps must be an integer >= 0 (0: plain displacement), got {steps!r}.")
+    return int(steps)
+
+
+def _displacement(field, integration_steps: int):
+    """The head's ``field`` as is (0 steps), or read as a velocity and integrated (layers ``velocity``,
+    ``integrate``)."""
+    if integration_steps == 0:
+        return field
+    velocity = keras.layers.Identity(name="velocity")(field)
+    return IntegrateVelocity(integration_steps, name="integrate")(velocity)
+
+
+def velocity_model(model: keras.Model) -> keras.Model:
+    """``[moving, fixed] -> velocity`` of a model built with ``integration_steps > 0``.
+
+    The model's own ``flow`` output is the integrated displacement; this returns the stationary
+    velocity before integration (after LSTM-COR's field SE), sharing the model's weights.
+
+    Raises:
+        ValueError: the model has no layer named ``"velocity"`` (it was built with 0 steps).
+    """
+    names = {layer.name for layer in model.layers}
+    if "velocity" not in names:
+        raise ValueError(f"model {model.name!r} has no velocity: it was built with integration_steps=0, so its "
+                         "flow output is the head's displacement itself.")
+    return keras.Model(model.inputs, model.get_layer("velocity").output, name=f"{model.name}_velocity")
+
+
 def _registration_outputs(moving, flow):
     """Warp ``moving`` by ``flow``; name the two outputs ``moved`` and ``flow``."""
     moved = SpatialTransformer(name="transformer")([moving, flow])
@@ -74,24 +115,29 @@ def build_voxelmorph(
     input_shape: Sequence[int] = (160, 192),
     enc_features: Sequence[int] = ENC_FEATURES,
     dec_features: Sequence[int] = VXM_DEC_FEATURES,
+    integration_steps: int = 0,
     name: str = "voxelmorph",
 ) -> keras.Model:
-    """VoxelMorph's VxmDense for 2D without integration (Balakrishnan et al., 2019).
+    """VoxelMorph's VxmDense for 2D (Balakrishnan et al., 2019), without integration by default.
 
     Args:
         input_shape: ``(H, W)``, each divisible by ``2 ** len(enc_features)``.
         enc_features: features per encoder level.
         dec_features: decoder features; the first ``len(enc_features)`` upsample, the rest run at
             full resolution.
+        integration_steps: 0 (default) for a plain displacement; ``N > 0`` reads the field as a
+            stationary velocity integrated by ``N`` squarings (Dalca et al., 2019; VxmDense's
+            ``int_steps``, at full resolution here) and ``flow`` is the integrated displacement.
         name: model name.
 
     Returns:
         A Keras model ``[moving, fixed] -> [moved, flow]``.
     """
+    integration_steps = _check_integration_steps(integration_steps)
     moving, fixed = _inputs(input_shape, len(enc_features))
     x = keras.layers.Concatenate(name="pair")([moving, fixed])
     x = _unet(x, enc_features, dec_features)
-    flow = flow_field(x)
+    flow = _displacement(flow_field(x), integration_steps)
     return keras.Model([moving, fixed], _registration_outputs(moving, flow), name=name)
 
 
@@ -107,6 +153,7 @@ def build_lstmcor(
     recurrence: str = "convlstm",
     peepholes: bool = True,
     field_se: bool = True,
+    integration_steps: int = 0,
     name: str = "lstmcor",
 ) -> keras.Model:
     """LSTM-COR: SE U-Net sequence generator, ConvLSTM over channels, depthwise flow head, SE-weighted warp.
@@ -124,6 +171,9 @@ def build_lstmcor(
         recurrence: ``"convlstm"`` (the paper) or ``"conv"`` (a plain 3x3 convolution in its place).
         peepholes: use the peephole terms of Eq. 12, 13, 15.
         field_se: SE block on the registration field before warping (Eq. 20).
+        integration_steps: 0 (default, the paper) for a plain displacement; ``N > 0`` reads the
+            SE-weighted field as a stationary velocity and integrates it by ``N`` squarings, so
+            ``flow`` is the integrated displacement (the SE gates the velocity, before integration).
         name: model name.
 
     Returns:
@@ -133,6 +183,7 @@ def build_lstmcor(
         raise ValueError(f"recurrence must be 'convlstm' or 'conv', got {recurrence!r}.")
     if n_seq < 1 or lstm_filters < 1:
         raise ValueError(f"n_seq and lstm_filters must be >= 1, got {n_seq} and {lstm_filters}.")
+    integration_steps = _check_integration_steps(integration_steps)
     moving, fixed = _inputs(input_shape, len(enc_features))
 
     # 1. Sequence generator: a U-Net with channel attention on its skips (paper 2.5, Fig. 3).
@@ -154,8 +205,11 @@ def build_lstmcor(
     flow = flow_field(features)
 
     # 4. Weighted spatial transformer (Eq. 19-20): one SE gate per field channel, then warp.
+    #    With integration, the gated field is the velocity: SE first, then integrate, so the warp
+    #    stays diffeomorphic (book/readings.md, "Diffeomorphic variant").
     if field_se:
         flow = SqueezeExcitation(se_ratio, name="field_se")(flow)
+    flow = _displacement(flow, integration_steps)
     return keras.Model([moving, fixed], _registration_outputs(moving, flow), name=name)
 
 

@@ -32,3 +32,16 @@ def test_syn_bad_input():
         syn_register(np.zeros((16, 16)), np.zeros((16, 32)))
     with pytest.raises(ValueError, match="metric"):
         syn_register(np.zeros((16, 16)), np.zeros((16, 16)), metric="mi")
+
+
+@pytest.mark.slow
+def test_syn_ssd_registers_a_real_pair():
+    data = load_default()
+    m, f = pair_indices(data, "test", 1, seed=5)[0]
+    moving, fixed = data.images[m], data.images[f]
+    flow = syn_register(moving, fixed, metric="ssd", level_iters=(20, 10))
+    assert flow.shape == moving.shape + (2,) and flow.dtype == np.float32
+    assert np.mean((warp(moving, flow) - fixed) ** 2) < 0.5 * np.mean((moving - fixed) ** 2)
+    before = mean_dice(data.labels[f], data.labels[m])
+    after = mean_dice(data.labels[f], warp(data.labels[m], flow, "nearest"))
+    assert after > before + 0.1
