@@ -244,7 +244,7 @@ for i in ds.splits["test"][:6]:
 mine = load_dataset(folder, seed=SEED)
 print(f"loaded {len(mine)} images of {mine.shape}, labels {mine.label_names} (a plain folder has no label names)")
 print("splits:", {k: [mine.subjects[j] for j in v] for k, v in mine.splits.items()})
-print("same pixels as the originals (after min-max scaling):",
+print("same pixels as the originals (after intensity scaling):",
       np.allclose(mine.images[0], ds.images[ds.subjects.index(mine.subjects[0])], atol=1e-5))
 
 # %% [markdown]

@@ -7,10 +7,10 @@ end with one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from lstmcor.settings import ABLATIONS, LAMBDA, LEARNING_RATE, MODEL_NAMES, PRESET_NAMES
 
@@ -29,10 +29,15 @@ EPILOG_REGISTER = """examples:
   lstmcor register a.png b.png --weights data/weights/voxelmorph.keras -o moved.nii.gz
   lstmcor register vol1.nii.gz vol2.nii.gz --slice 96 --axis 1 --weights W -o moved.nii.gz
 
-Images are scaled to [0, 1] and centre-padded or cropped to the model's size; the outputs are
-put back on the fixed image's grid and written as NIfTI with the fixed image's affine (identity
-for PNG and NumPy inputs). The flow file holds the displacement in pixels, [H, W, 2], channel 0
-along the first array axis: moved(p) = moving(p + flow(p)).
+Images are scaled to [0, 1] (0.5th percentile to the 99.9th percentile of the pixels above it,
+clipped). Images of another size than the model's are resampled to the model's grid for the
+network (a note says so); the field is brought back to the images' grid and the original moving
+image and labels are warped with it. The outputs are written as NIfTI with the fixed image's affine
+(with --slice, the slice's own affine; identity for PNG and NumPy inputs), all or none: every
+output path is checked first (no output may be an input or another output). The flow file
+holds the displacement in pixels, [H, W, 2], channel 0 along the first array axis:
+moved(p) = moving(p + flow(p)). Labels are warped by nearest neighbour and written with an
+integer type that holds their ids.
 """
 
 
@@ -133,40 +138,98 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _same_file(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links, case-insensitive file systems
+    except OSError:
+        return False
+
+
+def _check_outputs(args) -> dict[str, str]:
+    """Every output path of ``register``, checked before anything is read, loaded or written.
+
+    Returns ``{option: path}`` for the outputs to write. Raises ``ValueError`` (one line) when an
+    output does not end in .nii/.nii.gz, is a folder, cannot have its folder created, or is an
+    input or another output.
+    """
+    if args.moved_labels and not args.moving_labels:
+        raise ValueError("--moved-labels needs --moving-labels.")
+    outputs = {"-o": args.output}
+    if args.flow:
+        outputs["--flow"] = args.flow
+    if args.moving_labels:
+        outputs["--moved-labels"] = args.moved_labels or str(Path(args.output).with_name("moved_labels.nii.gz"))
+    names = {"-o": "-o", "--flow": "--flow",
+             "--moved-labels": "--moved-labels" if args.moved_labels else "the moved labels (default path; set "
+                                                                           "--moved-labels)"}
+    inputs = {"the moving image": args.moving, "the fixed image": args.fixed, "--weights": args.weights}
+    if args.moving_labels:
+        inputs["--moving-labels"] = args.moving_labels
+    seen: list[tuple[str, str]] = []
+    for option, path in outputs.items():
+        what = f"{names[option]} '{path}'"
+        if not path.endswith((".nii", ".nii.gz")):
+            raise ValueError(f"output {what} must end in .nii or .nii.gz.")
+        if os.path.isdir(path):
+            raise ValueError(f"output {what} is a folder: give a file name ending in .nii or .nii.gz.")
+        for source, input_path in inputs.items():
+            if _same_file(path, input_path):
+                raise ValueError(f"output {what} is {source} '{input_path}': writing it would destroy an input; "
+                                 "choose another output path.")
+        for other, other_path in seen:
+            if _same_file(path, other_path):
+                raise ValueError(f"outputs {names[other]} '{other_path}' and {what} are the same file: "
+                                 "give each output its own path.")
+        folder = Path(os.path.abspath(path)).parent
+        existing = next(p for p in [folder, *folder.parents] if os.path.lexists(p))
+        if not existing.is_dir():
+            raise ValueError(f"cannot create the folder of output {what}: '{existing}' is a file, not a folder.")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"cannot write output {what}: no write permission in '{existing}'.")
+        seen.append((option, path))
+    return outputs
+
+
 def _register(args) -> int:
-    from lstmcor.data import pad_or_crop, read_image
-    from lstmcor.data.io import write_image
+    from lstmcor.data import read_image
+    from lstmcor.data.arrays import label_dtype
+    from lstmcor.data.io import write_images
     from lstmcor.registration import register
     from lstmcor.saving import load_model
 
+    outputs = _check_outputs(args)  # before reading, loading or writing anything
     moving, _ = read_image(args.moving, args.slice_index, args.axis)
     fixed, affine = read_image(args.fixed, args.slice_index, args.axis)
     if moving.shape != fixed.shape:
         raise ValueError(f"moving is {moving.shape[0]} x {moving.shape[1]} but fixed is {fixed.shape[0]} x "
                          f"{fixed.shape[1]}: resample them to one grid first.")
-    if args.moved_labels and not args.moving_labels:
-        raise ValueError("--moved-labels needs --moving-labels.")
-    model = load_model(args.weights)
-    size = tuple(int(s) for s in model.inputs[0].shape[1:3])
     labels = None
     if args.moving_labels:
         labels, _ = read_image(args.moving_labels, args.slice_index, args.axis, labels=True)
         if labels.shape != moving.shape:
             raise ValueError(f"labels '{args.moving_labels}' are {labels.shape} but the moving image is "
                              f"{moving.shape}.")
-        labels = pad_or_crop(labels, target_shape=size)
-    result = register(model, pad_or_crop(moving, target_shape=size), pad_or_crop(fixed, target_shape=size), labels)
-    back = fixed.shape
-    write_image(args.output, pad_or_crop(result["moved"][0, ..., 0], target_shape=back).astype("float32"), affine)
-    print(f"moved image: {args.output}")
-    if args.flow:
-        flow = np.stack([pad_or_crop(result["flow"][0, ..., c], target_shape=back) for c in range(2)], axis=-1)
-        write_image(args.flow, flow.astype("float32"), affine)
-        print(f"displacement field (pixels, [H, W, 2]): {args.flow}")
+    model = load_model(args.weights)  # refuses a model that is not [moving, fixed] -> [moved, flow]
+    size = tuple(int(s) for s in model.inputs[0].shape[1:3])
+    if moving.shape != size:
+        print(f"note: the images were resampled from {moving.shape[0]}x{moving.shape[1]} to the model's "
+              f"{size[0]}x{size[1]} for the network; the outputs are on the images' {moving.shape[0]}x"
+              f"{moving.shape[1]} grid.")
+    result = register(model, moving, fixed, labels, resample=True)
+    items = [(outputs["-o"], result["moved"][0, ..., 0].astype("float32"), affine)]
+    if "--flow" in outputs:
+        items.append((outputs["--flow"], result["flow"][0].astype("float32"), affine))
     if labels is not None:
-        target = args.moved_labels or str(Path(args.output).with_name("moved_labels.nii.gz"))
-        write_image(target, pad_or_crop(result["moved_labels"], target_shape=back).astype("int16"), affine)
-        print(f"moved labels: {target}")
+        moved_labels = result["moved_labels"]
+        items.append((outputs["--moved-labels"], moved_labels.astype(label_dtype(moved_labels)), affine))
+    write_images(items)
+    print(f"moved image: {outputs['-o']}")
+    if "--flow" in outputs:
+        print(f"displacement field (pixels, [H, W, 2]): {outputs['--flow']}")
+    if labels is not None:
+        print(f"moved labels: {outputs['--moved-labels']}")
     return 0
 
 

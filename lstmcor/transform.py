@@ -205,10 +205,24 @@ class IntegrateVelocity(keras.layers.Layer):
         return config
 
 
+def _nearest_numpy(batch: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``batch[b, round(p + flow)]`` for ``[B, H, W, C]``: the nearest path of :func:`spatial_transform`, in NumPy."""
+    height, width = batch.shape[1:3]
+    rows = np.arange(height, dtype=np.float32)[None, :, None]
+    cols = np.arange(width, dtype=np.float32)[None, None, :]
+    y = np.clip(np.rint(rows + flow[..., 0]), 0, height - 1).astype(np.intp)
+    x = np.clip(np.rint(cols + flow[..., 1]), 0, width - 1).astype(np.intp)
+    b = np.arange(batch.shape[0])[:, None, None]
+    return batch[b, y, x]
+
+
 def warp(image: np.ndarray, flow: np.ndarray, interpolation: str = "linear") -> np.ndarray:
     """NumPy convenience: warp one image ``[H, W]`` or a batch ``[B, H, W, C]`` by ``flow``.
 
-    Integer label maps are warped with ``"nearest"`` and come back with their dtype.
+    Integer label maps are warped with ``"nearest"`` and come back with their dtype, exactly: the
+    nearest path rounds the sample points ``p + flow(p)`` as :func:`spatial_transform` does (float32,
+    half to even, clamped to the image) and gathers the array itself in NumPy, with no float32
+    round trip, so ids above 2**24 (and up to int64) survive unchanged.
 
     Args:
         image: ``[H, W]``, ``[H, W, C]`` or ``[B, H, W, C]``.
@@ -238,6 +252,10 @@ def warp(image: np.ndarray, flow: np.ndarray, interpolation: str = "linear") -> 
         raise ValueError("warp: flow contains NaN or infinite values.")
     if flow.shape[0] != batch.shape[0]:
         flow = np.broadcast_to(flow, (batch.shape[0],) + flow.shape[1:])
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}.")
+    if interpolation == "nearest":
+        return _nearest_numpy(batch, flow).reshape(original_shape)
     moved = ops.convert_to_numpy(spatial_transform(batch.astype("float32"), flow, interpolation))
     if dtype.kind in "iub":
         moved = np.rint(moved).astype(dtype)

@@ -393,7 +393,9 @@ def test_read_image_png_nifti_and_labels(tmp_path):
     nib.save(nib.Nifti1Image(volume, scaled), str(tmp_path / "v.nii.gz"))
     image, affine = D.read_image(tmp_path / "v.nii.gz", slice_index=3, axis=2)
     np.testing.assert_allclose(image, D.normalize_intensity(volume[:, :, 3]), rtol=1e-6)
-    np.testing.assert_array_equal(affine, scaled)
+    slice_affine = scaled.copy()
+    slice_affine[2, 3] += 3 * 4.0  # the slice's own affine: voxel (i, j, 0) is the volume's (i, j, 3)
+    np.testing.assert_array_equal(affine, slice_affine)
     with pytest.raises(ValueError, match="slice_index"):
         D.read_image(tmp_path / "v.nii.gz")
 

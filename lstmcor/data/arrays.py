@@ -9,8 +9,23 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+# Robust intensity scaling: the low end is the 0.5th percentile of the image, the high end the
+# 99.9th percentile of the pixels above it (on a skull-stripped scan with a zero background, the
+# head), as data/README.md (step 4) rescales the embedded set; a few hot or cold pixels then no
+# longer squash the brain into a sliver of [0, 1].
+LOW_PERCENTILE = 0.5
+HIGH_PERCENTILE = 99.9
+
+
 def normalize_intensity(image: np.ndarray) -> np.ndarray:
-    """Min-max scale an image to [0, 1] as float32.
+    """Scale an image to [0, 1] as float32, robust to outliers.
+
+    ``lo`` is the 0.5th percentile of the image and ``hi`` the 99.9th percentile of the pixels
+    above ``lo`` (the head of a skull-stripped scan, whose zero background stays 0, as the embedded
+    set is scaled in ``data/README.md``); the result is ``(image - lo) / (hi - lo)`` clipped to
+    [0, 1]. A single hot pixel (a spike in a uint16 MRI) is clipped to 1 instead of squashing the
+    brain towards 0. Where the percentiles coincide (an image of mostly one value) the range is
+    the plain minimum and maximum.
 
     Raises ``ValueError`` when the image holds NaN or infinite values, or is constant (there is
     nothing to scale: such an image is almost always a wrong file or an empty slice).
@@ -25,7 +40,66 @@ def normalize_intensity(image: np.ndarray) -> np.ndarray:
     if hi <= lo:
         raise ValueError(f"image is constant (every pixel = {lo:g}): check that it is the right file "
                          "or the right slice")
-    return ((image - lo) / (hi - lo)).astype(np.float32)
+    p_lo = float(np.percentile(image, LOW_PERCENTILE))
+    above = image[image > p_lo]
+    p_hi = float(np.percentile(above, HIGH_PERCENTILE)) if above.size else p_lo
+    if p_hi > p_lo:
+        lo, hi = p_lo, p_hi
+    return np.clip((image - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def label_dtype(labels: np.ndarray) -> np.dtype:
+    """The smallest of uint8, int16, uint16, int32 and int64 that holds every id of ``labels``."""
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return np.dtype(np.uint8)
+    lo, hi = int(labels.min()), int(labels.max())
+    for dtype in (np.uint8, np.int16, np.uint16, np.int32, np.int64):
+        info = np.iinfo(dtype)
+        if info.min <= lo and hi <= info.max:
+            return np.dtype(dtype)
+    raise ValueError(f"label ids {lo}..{hi} do not fit in int64.")
+
+
+def resample_to(array: np.ndarray, shape, order: int = 1) -> np.ndarray:
+    """Resample the two spatial axes of ``[H, W]`` or ``[B, H, W, C]`` to ``shape`` ``(h, w)``.
+
+    Pixel-area alignment (``scipy.ndimage.zoom(..., grid_mode=True)``): pixel ``i`` of the input
+    covers ``[i, i + 1)`` and keeps that extent at every size, so the per-axis factor ``h / H``
+    converts positions and displacements alike. ``order=1`` for images and fields, ``order=0``
+    (nearest, dtype kept) for label maps. Samples beyond the border repeat the edge.
+    """
+    array = np.asarray(array)
+    if array.ndim not in (2, 4):
+        raise ValueError(f"resample_to takes [H, W] or [B, H, W, C] arrays, got shape {array.shape}")
+    spatial = array.shape[:2] if array.ndim == 2 else array.shape[1:3]
+    target = tuple(int(t) for t in shape)
+    if tuple(spatial) == target:
+        return array.copy()
+    factors = [t / s for t, s in zip(target, spatial)]
+    zoom = factors if array.ndim == 2 else [1.0, *factors, 1.0]
+    data = array if order == 0 else array.astype(np.float64)
+    out = ndimage.zoom(data, zoom, order=order, mode="nearest", grid_mode=True)
+    out_spatial = out.shape[:2] if out.ndim == 2 else out.shape[1:3]
+    if tuple(out_spatial) != target:  # zoom rounds the output size; never off by more than one
+        raise ValueError(f"resampling {spatial} to {target} gave {out_spatial}")
+    return out.astype(array.dtype) if order == 0 else out.astype(np.float32)
+
+
+def resample_field(field: np.ndarray, shape) -> np.ndarray:
+    """Bring a displacement field ``[H, W, 2]`` or ``[B, H, W, 2]`` (pixels) to the grid ``shape``.
+
+    The field is resampled linearly (:func:`resample_to`) and each component scaled by its axis's
+    factor (``shape[0] / H`` for channel 0, rows; ``shape[1] / W`` for channel 1), so that it moves
+    the same physical points on the new grid: with ``moved(p) = moving(p + D(p))`` on both grids.
+    """
+    field = np.asarray(field, dtype=np.float32)
+    batch = field[None] if field.ndim == 3 else field
+    if batch.ndim != 4 or batch.shape[-1] != 2:
+        raise ValueError(f"resample_field takes [H, W, 2] or [B, H, W, 2], got shape {field.shape}")
+    scale = np.array([shape[0] / batch.shape[1], shape[1] / batch.shape[2]], np.float32)
+    out = resample_to(batch, shape, order=1) * scale
+    return out[0] if field.ndim == 3 else out
 
 
 def _spatial_axes(ndim: int) -> tuple[int, int]:

@@ -5,6 +5,8 @@ Every problem raises one ``ValueError`` (or ``FileNotFoundError``) that names th
 """
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +47,11 @@ def _read_raw(path: Path) -> np.ndarray:
         elif kind == "png":
             from PIL import Image
             with Image.open(path) as im:
-                if im.mode in ("RGB", "RGBA", "LA", "CMYK", "YCbCr"):
+                if im.mode in ("P", "PA"):  # palette indices are not intensities: look the colours up
+                    im = im.convert("RGB").convert("L")
+                elif im.mode in ("RGB", "RGBA", "LA", "CMYK", "YCbCr"):
                     im = im.convert("L")
+                # 16-bit grey ('I;16', 'I;16B', or 'I' in older Pillow) and 'F' keep their full range
                 arr = np.asarray(im)
         elif kind == "npy":
             arr = np.load(path, allow_pickle=False)
@@ -87,6 +92,13 @@ def _to_2d(arr: np.ndarray, path: Path, slice_index: int | None, axis: int) -> n
 
 
 def _as_labels(arr: np.ndarray, path: Path) -> np.ndarray:
+    """An integer label map, exact: int32 when the ids fit (as every loader returns), else int64."""
+    if arr.dtype.kind in "iub":
+        if arr.size and arr.min() < 0:
+            raise ValueError(f"label map '{path}' has negative values: use 0 for background and "
+                             "1, 2, ... for structures")
+        fits = not arr.size or int(arr.max()) <= np.iinfo(np.int32).max
+        return arr.astype(np.int32 if fits else np.int64)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"label map '{path}' has NaN or infinite values: a label map must hold "
                          "non-negative integers")
@@ -97,7 +109,31 @@ def _as_labels(arr: np.ndarray, path: Path) -> np.ndarray:
     if rounded.size and rounded.min() < 0:
         raise ValueError(f"label map '{path}' has negative values: use 0 for background and "
                          "1, 2, ... for structures")
-    return rounded.astype(np.int32)
+    fits = not rounded.size or rounded.max() <= np.iinfo(np.int32).max
+    return rounded.astype(np.int32 if fits else np.int64)
+
+
+def _plane_affine(image, shape: tuple[int, ...], slice_index: int | None, axis: int) -> np.ndarray:
+    """The 4 x 4 affine of the 2D array that :func:`_to_2d` takes from a NIfTI of ``shape``.
+
+    Voxel ``(i, j, 0)`` of the 2D array maps to the world point of the volume's voxel with the
+    dropped index put back: the slice comes from nibabel's ``img.slicer`` (which moves the origin
+    to slice ``k``), and the columns are reordered so that columns 0 and 1 are the volume's columns
+    of the two kept axes and column 2 the dropped axis's (the 2D file's third, one-voxel axis).
+    """
+    ndim = len(shape)
+    if ndim == 3 and slice_index is not None:
+        axis = axis % 3
+        k = slice_index % shape[axis]
+        index = tuple(slice(k, k + 1) if a == axis else slice(None) for a in range(3))
+        affine = np.asarray(image.slicer[index].affine, dtype=np.float64)
+        dropped = [axis]
+    else:  # a 2D file, or singleton axes squeezed away: the voxel index there is 0
+        affine = np.asarray(image.affine, dtype=np.float64)
+        dropped = [a for a in range(min(ndim, 3)) if shape[a] == 1] if ndim > 2 else []
+    kept = [a for a in range(3) if a not in dropped][:2]
+    order = kept + [a for a in range(3) if a not in kept]
+    return affine[:, order + [3]]
 
 
 def read_image(
@@ -112,8 +148,11 @@ def read_image(
         labels: read a label map (integers, kept as they are) instead of an image.
 
     Returns:
-        ``(array, affine)``: the 2D image scaled to [0, 1] (``float32``) or the label map
-        (``int32``), and the file's NIfTI affine (the identity for PNG and NumPy files).
+        ``(array, affine)``: the 2D image scaled to [0, 1] (``float32``, by
+        :func:`~lstmcor.data.normalize_intensity`) or the label map (``int32``, or ``int64`` for
+        ids above 2**31 - 1), and the 2D array's NIfTI affine (the identity for PNG and NumPy
+        files). For a slice of a 3D volume (or a volume with one-voxel axes) the affine is the
+        slice's own: voxel ``(i, j, 0)`` maps to the volume's voxel with the slice index put back.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -126,12 +165,13 @@ def read_image(
     kind = _kind_of(file.name)
     if kind is None:
         raise ValueError(f"'{file}' is not a .nii, .nii.gz, .png or .npy file.")
-    array = _to_2d(_read_raw(file), file, slice_index, axis)
+    raw = _read_raw(file)
+    array = _to_2d(raw, file, slice_index, axis)
     affine = np.eye(4)
     if kind == "nifti":
         import nibabel as nib
 
-        affine = np.asarray(nib.load(str(file)).affine)
+        affine = _plane_affine(nib.load(str(file)), raw.shape, slice_index, axis)
     if labels:
         return _as_labels(array, file), affine
     if not np.all(np.isfinite(array)):
@@ -143,13 +183,59 @@ def read_image(
 
 
 
-def write_image(path: str | Path, array: np.ndarray, affine: np.ndarray | None = None) -> Path:
-    """Write a 2D image, label map or field as NIfTI (``.nii`` or ``.nii.gz``) with ``affine``."""
+def _save_nifti(path: Path, array: np.ndarray, affine) -> None:
     import nibabel as nib
 
-    path = Path(path)
-    if not path.name.endswith(NIFTI_EXT):
-        raise ValueError(f"output '{path}' must end in .nii or .nii.gz.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(nib.Nifti1Image(np.asarray(array), np.eye(4) if affine is None else affine), str(path))
-    return path
+    array = np.asarray(array)
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    affine = np.eye(4) if affine is None else np.asarray(affine, dtype=np.float64)
+    dtype = array.dtype if array.dtype.kind in "iub" else None  # integers are stored as they are
+    nib.save(nib.Nifti1Image(array, affine, dtype=dtype), str(path))
+
+
+def write_images(items) -> list[Path]:
+    """Write several 2D arrays as NIfTI files, all or nothing.
+
+    ``items`` is a list of ``(path, array, affine)``; every path must end in ``.nii`` or
+    ``.nii.gz``. Each array is written to a hidden temporary file in its target's folder, and only
+    when all of them are written are they renamed over their targets (``os.replace``, atomic on one
+    file system). If anything fails, the temporary files, the folders this call created and any
+    target already renamed are removed, so no output of the call is left half-written.
+    """
+    items = [(Path(path), array, affine) for path, array, affine in items]
+    for path, _, _ in items:
+        if not path.name.endswith(NIFTI_EXT):
+            raise ValueError(f"output '{path}' must end in .nii or .nii.gz.")
+    temps: list[tuple[Path, Path]] = []
+    created: list[Path] = []
+    done: list[Path] = []
+    try:
+        for path, array, affine in items:
+            missing = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            created.extend(reversed(missing))
+            ext = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
+            tmp = path.with_name(f".{path.name[: -len(ext)]}.{os.getpid()}-{secrets.token_hex(4)}.tmp{ext}")
+            temps.append((tmp, path))
+            _save_nifti(tmp, array, affine)
+        for tmp, path in temps:
+            os.replace(tmp, path)
+            done.append(path)
+    except BaseException:
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+        for path in done:
+            path.unlink(missing_ok=True)
+        for folder in reversed(created):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise
+    return [path for path, _, _ in items]
+
+
+def write_image(path: str | Path, array: np.ndarray, affine: np.ndarray | None = None) -> Path:
+    """Write a 2D image, label map or field as NIfTI (``.nii`` or ``.nii.gz``) with ``affine``, atomically."""
+    return write_images([(path, array, affine)])[0]

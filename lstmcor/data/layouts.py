@@ -181,11 +181,12 @@ def load_dataset(source: str | os.PathLike = "default", *, layout: str = "auto",
         NIfTI and NumPy files may be 3D volumes: pass ``slice_index`` and ``axis`` to take one slice.
         RGB PNG images are converted to grey.
 
-    Every image is min-max scaled to [0, 1]; images and labels are centre-padded (zeros) to a
-    common size that is a multiple of ``multiple``. Splits are drawn by subject from ``seed`` with
-    ``split_fractions``. A bad file raises one ``ValueError`` naming it; with ``skip_bad=True``
-    bad subjects are left out instead, with a warning that says how many and why (also in
-    ``meta["skipped"]``).
+    Every image is scaled to [0, 1] by :func:`~lstmcor.data.normalize_intensity` (0.5th percentile
+    to the 99.9th percentile of the pixels above it, clipped: robust to hot pixels); images and
+    labels are centre-padded (zeros) to a common size that is a multiple of ``multiple``. Splits are
+    drawn by subject from ``seed`` with ``split_fractions``. A bad file raises one ``ValueError``
+    naming it; with ``skip_bad=True`` bad subjects are left out instead, with a warning that says
+    how many and why (also in ``meta["skipped"]``).
     """
     if isinstance(source, str) and source == "default":
         return load_default()
