@@ -24,6 +24,8 @@ MODEL_NAMES: tuple[str, ...] = ("lstmcor", "voxelmorph")
 LEARNING_RATE = 1e-4
 #: Weight of the smoothness term of Eq. 23.
 LAMBDA = 0.01
+#: The image similarity of the loss: the paper's MSE (Eq. 21), or local normalised cross-correlation.
+LOSSES: tuple[str, ...] = ("mse", "ncc")
 
 #: LSTM-COR's ablation switches: builder argument -> (its value in the paper, command-line flag,
 #: the flag's value that switches the addition off, help).

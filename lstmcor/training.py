@@ -26,12 +26,12 @@ import numpy as np
 
 from lstmcor.data import RegistrationSet, load_dataset
 from lstmcor.data.batches import PairDataset
-from lstmcor.losses import MSE, Grad
+from lstmcor.losses import MSE, NCC, Grad
 from lstmcor.models import build_model
 from lstmcor.runtime import device_name, jit_setting
-from lstmcor.settings import LAMBDA, LEARNING_RATE, PRESETS
+from lstmcor.settings import LAMBDA, LEARNING_RATE, LOSSES, PRESETS
 
-__all__ = ["LAMBDA", "LEARNING_RATE", "PRESETS", "EpochCheckpoint", "NaNStop", "TrainResult", "compile_model",
+__all__ = ["LAMBDA", "LEARNING_RATE", "PRESETS", "EpochCheckpoint", "NaNStop", "TrainResult", "compile_model", "similarity_loss",
            "device_name", "read_log", "resolve_settings", "train"]
 
 
@@ -83,12 +83,23 @@ class EpochCheckpoint(keras.callbacks.Callback):
         (self.out / "state.json").write_text(json.dumps(state, indent=2))
 
 
+def similarity_loss(name: str = "mse") -> keras.losses.Loss:
+    """The image term of the loss: ``"mse"`` (Eq. 21, the paper's) or ``"ncc"`` (local NCC, window 9)."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}: choose one of {', '.join(LOSSES)}.")
+    return MSE() if name == "mse" else NCC()
+
+
 def compile_model(model: keras.Model, learning_rate: float = LEARNING_RATE, lam: float = LAMBDA,
-                  jit_compile="auto") -> keras.Model:
-    """Compile with Adam and the loss of Eq. 23: ``MSE(fixed, moved) + lam * Grad(flow)``."""
+                  jit_compile="auto", loss: str = "mse") -> keras.Model:
+    """Compile with Adam and the loss of Eq. 23: ``MSE(fixed, moved) + lam * Grad(flow)``.
+
+    ``loss="ncc"`` puts local normalised cross-correlation (:class:`lstmcor.losses.NCC`) in
+    place of MSE; its scale differs (it lies in [-1, 0]), so it wants its own ``lam``.
+    """
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
-        loss=[MSE(), Grad()],
+        loss=[similarity_loss(loss), Grad()],
         loss_weights=[1.0, float(lam)],
         jit_compile=jit_setting(jit_compile),
     )
