@@ -31,8 +31,8 @@ from lstmcor.models import build_model
 from lstmcor.runtime import device_name, jit_setting
 from lstmcor.settings import LAMBDA, LEARNING_RATE, LOSSES, PRESETS
 
-__all__ = ["LAMBDA", "LEARNING_RATE", "PRESETS", "EpochCheckpoint", "NaNStop", "TrainResult", "compile_model", "similarity_loss",
-           "device_name", "read_log", "resolve_settings", "train"]
+__all__ = ["LAMBDA", "LEARNING_RATE", "PRESETS", "EpochCheckpoint", "NaNStop", "TrainResult", "compile_model",
+           "device_name", "read_log", "resolve_settings", "similarity_loss", "train"]
 
 
 
