@@ -1,0 +1,171 @@
+"""Seed sweeps: train models x seeds (x ablations), score them on the same test pairs, and say
+whether each difference between variants exceeds the seed-to-seed variation.
+
+One network trained once is one draw: another seed moves its Dice by about as much as some of
+the paper's ablations. :func:`sweep` trains every variant with every seed (one after another, in
+one run folder each, skipping runs that are already complete so a sweep can be resumed), scores
+all of them on the same seeded test pairs, and writes
+
+- ``runs.csv``: one row per variant and seed (the mean of each measure over the pairs);
+- ``table.md``: mean +/- std over seeds per variant;
+- ``tests.md``: for each variant against the reference (the first one), the difference of mean
+  Dice with its seed-to-seed std, and a paired Wilcoxon signed-rank test over the test pairs of
+  the per-pair Dice averaged over seeds (``scipy.stats.wilcoxon``).
+
+Example:
+    >>> from lstmcor.sweep import variants
+    >>> sorted(variants(["voxelmorph", "lstmcor"], ["no_funnel"]))
+    ['lstmcor', 'lstmcor_no_funnel', 'voxelmorph']
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from lstmcor.data import RegistrationSet, load_dataset
+from lstmcor.settings import ABLATION_RUNS, MODEL_NAMES
+
+MEASURES = ("dice", "hd95", "folding", "sdlogj", "mse")
+
+
+def variants(models: list[str], ablations: list[str] | None = None) -> dict[str, tuple[str, dict]]:
+    """``name -> (model, model_options)`` for the models and the LSTM-COR ablations asked for.
+
+    Ablations are named as in :data:`lstmcor.settings.ABLATION_RUNS` without the ``lstmcor_``
+    prefix (``no_funnel``, ``conv``, ...).
+    """
+    out: dict[str, tuple[str, dict]] = {}
+    for model in models:
+        if model not in MODEL_NAMES:
+            raise ValueError(f"unknown model {model!r}: choose from {', '.join(MODEL_NAMES)}.")
+        out[model] = (model, {})
+    for ablation in ablations or []:
+        name = f"lstmcor_{ablation}"
+        if name not in ABLATION_RUNS:
+            known = ", ".join(k.removeprefix("lstmcor_") for k in ABLATION_RUNS)
+            raise ValueError(f"unknown ablation {ablation!r}: choose from {known}.")
+        out[name] = ("lstmcor", dict(ABLATION_RUNS[name]))
+    return out
+
+
+@dataclasses.dataclass
+class SweepResult:
+    """Per-run scores, the per-variant table and the tests against the reference variant."""
+
+    runs: list[dict]
+    table: str
+    tests: str
+    out: Path
+
+
+def _complete(run: Path, epochs: int) -> bool:
+    state = run / "state.json"
+    if not (run / "model.keras").is_file() or not state.is_file():
+        return False
+    try:
+        return int(json.loads(state.read_text()).get("epochs_done", -1)) >= epochs
+    except (ValueError, json.JSONDecodeError):
+        return False
+
+
+def sweep(models: list[str], seeds: list[int], ablations: list[str] | None = None, preset: str = "quick",
+          data: str | os.PathLike | RegistrationSet = "default", out: str | os.PathLike = "runs/sweep",
+          n_pairs: int = 32, train_options: dict | None = None, progress: bool = True) -> SweepResult:
+    """Train every variant with every seed, score them on the same test pairs, write the tables.
+
+    Args:
+        models: network names (``"voxelmorph"``, ``"lstmcor"``); the first variant is the reference.
+        seeds: training seeds (3 or more for a std).
+        ablations: LSTM-COR ablations to add (``"no_funnel"``, ``"conv"``, ...).
+        preset, data: as :func:`lstmcor.training.train`.
+        out: the sweep folder; run ``<variant>-s<seed>`` lives in ``out/<variant>-s<seed>``.
+        n_pairs: seeded test pairs scored for every run (the same pairs for all).
+        train_options: more keyword arguments of :func:`lstmcor.training.train` (``learning_rate``, ...).
+        progress: print one line per run.
+    """
+    from lstmcor.evaluation import evaluate
+    from lstmcor.saving import load_model
+    from lstmcor.settings import PRESETS
+    from lstmcor.training import train
+
+    if not seeds:
+        raise ValueError("give at least one seed (three or more for a spread).")
+    out = Path(out)
+    dataset = data if isinstance(data, RegistrationSet) else load_dataset(data)
+    epochs = int((train_options or {}).get("epochs") or PRESETS[preset]["epochs"])
+    table_rows, per_pair = [], {}
+    for name, (model, options) in variants(models, ablations).items():
+        for seed in seeds:
+            run = out / f"{name}-s{seed}"
+            if not _complete(run, epochs):
+                resume = (run / "state.json").is_file()
+                train(model, preset, dataset, run, seed=seed, model_options=options, resume=resume, verbose=0,
+                      **(train_options or {}))
+            scored = evaluate({name: load_model(run / "model.keras")}, dataset, "test", n_pairs, seed=0,
+                              timing_runs=3, progress=False)
+            summary = scored.summary[name]
+            row = {"variant": name, "seed": seed, **{m: summary.get(f"{m}_mean", float("nan")) for m in MEASURES}}
+            table_rows.append(row)
+            per_pair[(name, seed)] = np.array([r["dice"] for r in scored.rows if r["method"] == name])
+            if progress:
+                print(f"sweep: {name} seed {seed}: Dice {row['dice']:.4f}, folding {row['folding']:.3f} %")
+    result = SweepResult(table_rows, seed_table(table_rows), paired_tests(per_pair, seeds), out)
+    write(result)
+    return result
+
+
+def seed_table(rows: list[dict]) -> str:
+    """Markdown: one row per variant, mean +/- std over its seeds for every measure."""
+    names = list(dict.fromkeys(r["variant"] for r in rows))
+    lines = ["| variant | seeds | " + " | ".join(MEASURES) + " |", "|---|---:|" + "---:|" * len(MEASURES)]
+    for name in names:
+        mine = [r for r in rows if r["variant"] == name]
+        cells = []
+        for m in MEASURES:
+            values = np.array([r[m] for r in mine], dtype=float)
+            std = values.std(ddof=1) if values.size > 1 else float("nan")
+            cells.append(f"{values.mean():.4f} +/- {std:.4f}")
+        lines.append(f"| {name} | {len(mine)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paired_tests(per_pair: dict[tuple[str, int], np.ndarray], seeds: list[int]) -> str:
+    """Markdown: each variant against the first, on Dice.
+
+    ``difference`` is the mean over seeds of (variant - reference) mean Dice, ``seed std`` the
+    std over seeds of that difference (how much one more seed could move it), and ``p`` the
+    two-sided Wilcoxon signed-rank test over test pairs of the per-pair Dice averaged over seeds.
+    """
+    from scipy.stats import wilcoxon
+
+    names = list(dict.fromkeys(name for name, _ in per_pair))
+    reference = names[0]
+    lines = ["| variant - " + reference + " | difference | seed std | exceeds seed std | Wilcoxon p |",
+             "|---|---:|---:|:---:|---:|"]
+    ref = np.mean([per_pair[(reference, s)] for s in seeds], axis=0)
+    for name in names[1:]:
+        diffs = np.array([per_pair[(name, s)].mean() - per_pair[(reference, s)].mean() for s in seeds])
+        std = diffs.std(ddof=1) if diffs.size > 1 else float("nan")
+        mine = np.mean([per_pair[(name, s)] for s in seeds], axis=0)
+        ok = np.isfinite(mine) & np.isfinite(ref)
+        p = float(wilcoxon(mine[ok], ref[ok]).pvalue) if ok.sum() > 0 and np.any(mine[ok] != ref[ok]) else 1.0
+        exceeds = "yes" if np.isfinite(std) and abs(diffs.mean()) > std else "no"
+        lines.append(f"| {name} | {diffs.mean():+.4f} | {std:.4f} | {exceeds} | {p:.3g} |")
+    return "\n".join(lines)
+
+
+def write(result: SweepResult) -> Path:
+    """Write ``runs.csv``, ``table.md`` and ``tests.md`` into the sweep folder."""
+    result.out.mkdir(parents=True, exist_ok=True)
+    with open(result.out / "runs.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(result.runs[0]))
+        writer.writeheader()
+        writer.writerows(result.runs)
+    (result.out / "table.md").write_text(result.table + "\n")
+    (result.out / "tests.md").write_text(result.tests + "\n")
+    return result.out
