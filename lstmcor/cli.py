@@ -4,12 +4,19 @@ Every sub-command shares its code with the Python API (:func:`lstmcor.training.t
 :func:`lstmcor.evaluation.evaluate`, :func:`lstmcor.registration.register`). Bad files, shapes or weights
 end with one line on stderr and exit status 2, never a traceback; the line names the command's flags
 (``--skip-bad``, ``--slice``), not the Python arguments behind them (:data:`FLAG_WORDS`).
+
+A normal run prints no backend chatter (TensorFlow's C++ start-up and optimizer log lines): the
+command raises ``TF_CPP_MIN_LOG_LEVEL`` to 3 and drops the few lines TensorFlow writes while it
+loads whatever that level says. ``--verbose`` (or ``LSTMCOR_VERBOSE=1``) shows them all again, and
+a ``TF_CPP_MIN_LOG_LEVEL`` you set yourself is kept.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -103,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     rg.add_argument("--moved-labels", help="where to write the warped labels (.nii or .nii.gz)")
     rg.add_argument("--slice", type=int, dest="slice_index", help="slice of 3D volumes to register")
     rg.add_argument("--axis", type=int, default=2, help="axis of --slice (default 2)")
+    for command in (tr, ev, rg):
+        command.add_argument("--verbose", action="store_true",
+                             help="show the backend's own log lines (TensorFlow's); also LSTMCOR_VERBOSE=1")
     return parser
 
 
@@ -244,6 +254,64 @@ def _skip_bad_data(args) -> None:
         args.data = load_dataset(args.data, skip_bad=True)
 
 
+# Lines TensorFlow writes to file descriptor 2 while it loads, whatever TF_CPP_MIN_LOG_LEVEL says
+# (absl's preamble, oneDNN's notice as an I-line, CPU feature notes): dropped in a quiet run.
+_CHATTER = re.compile(r"(?:[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "
+                      r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+                      r"|To enable the following instructions: .*rebuild TensorFlow)")
+
+
+def _backend_log_level(verbose: bool) -> str:
+    """The ``TF_CPP_MIN_LOG_LEVEL`` of this command: the user's own if set, 0 when verbose, else 3."""
+    import lstmcor
+
+    if lstmcor._TF_LOG_LEVEL_FROM_USER is not None:
+        return lstmcor._TF_LOG_LEVEL_FROM_USER
+    if verbose or os.environ.get("LSTMCOR_VERBOSE", "").strip().lower() not in ("", "0", "false", "no"):
+        return "0"
+    return "3"
+
+
+def _quiet_backend(verbose: bool) -> None:
+    """Silence the backend's C++ log lines for this command, before Keras is imported.
+
+    They are written by C++ to file descriptor 2, past Python's ``sys.stderr`` and ``warnings``:
+    ``TF_CPP_MIN_LOG_LEVEL=3`` stops those TensorFlow filters (the I-, W- and E-lines of start-up
+    and of the graph optimizer during training, e.g. "remapper failed"), and the few lines it
+    writes while it loads regardless (oneDNN's notice) are caught by importing Keras once with
+    fd 2 sent to a temporary file: every other line there is passed on, and all of it when the
+    import fails. ``verbose`` or ``LSTMCOR_VERBOSE=1`` (level 0, nothing dropped) shows the chatter;
+    a ``TF_CPP_MIN_LOG_LEVEL`` set by the user is kept (below 3, nothing is dropped). Nothing
+    changes once Keras is imported (``main`` called from Python).
+    """
+    if "keras" in sys.modules:
+        return
+    level = _backend_log_level(verbose)
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
+    if level != "3":
+        return
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 to guard
+        return
+    failed = True
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+
+            failed = False
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if failed or not _CHATTER.match(line)))
+            sys.stderr.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lstmcor`` command."""
     parser = _parser()
@@ -251,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    _quiet_backend(args.verbose)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warnings_as_cli(args.command)

@@ -1,8 +1,12 @@
-"""The command line speaks its own language: flags in messages, results under runs/."""
+"""The command line speaks its own language: flags in messages, results under runs/, no backend chatter."""
 import inspect
 import json
 import os
+import platform
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +18,11 @@ from lstmcor.data import RegistrationSet, load_dataset
 from lstmcor.evaluation import evaluate
 from lstmcor.models import build_voxelmorph
 
+ROOT = Path(__file__).parents[1]
 # Python argument names the command line does not have: none may reach a user of the CLI
 PYTHON_NAMES = re.compile(r"skip_bad|slice_index|split_fractions|n_pairs|layout=|steps_per_epoch|batch_size|\baxis=")
+# absl / TensorFlow C++ log lines
+CHATTER = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|cpu_feature_guard|oneDNN|rebuild TensorFlow", re.M)
 
 
 def _image(rng, size=32):
@@ -190,3 +197,87 @@ def test_evaluate_api_caps_n_pairs():
     with pytest.warns(UserWarning, match=r"n_pairs=50 asks for more than the 12 distinct pairs of split 'test'"):
         result = evaluate({}, data, n_pairs=50, timing_runs=1, progress=False)
     assert len(result.pairs) == len(set(result.pairs)) == 12
+
+
+# 3. no backend chatter -------------------------------------------------------------------------------
+
+def _run(args, tmp_path, **env_extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "LSTMCOR_VERBOSE")}
+    # oneDNN's start-up notice is a line TF_CPP_MIN_LOG_LEVEL does not stop (where TensorFlow has oneDNN)
+    env.update({"PYTHONPATH": str(ROOT), "TF_ENABLE_ONEDNN_OPTS": "1", **env_extra})
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=env)
+
+
+def test_register_and_evaluate_print_no_backend_chatter(files, tmp_path):
+    root = files["root"]
+    reg = _run(["-m", "lstmcor", "register", str(root / "a.npy"), str(root / "b.npy"), "--weights",
+                files["weights"], "-o", str(tmp_path / "moved.nii.gz")], tmp_path)
+    assert reg.returncode == 0, reg.stderr
+    assert "moved image:" in reg.stdout
+    assert not CHATTER.search(reg.stderr), reg.stderr
+    ev = _run(["-m", "lstmcor", "evaluate", "--weights", files["weights"], "--data", files["good"], "--pairs", "2",
+               "--out", str(tmp_path / "ev")], tmp_path)
+    assert ev.returncode == 0, ev.stderr
+    assert not CHATTER.search(ev.stderr), ev.stderr
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="oneDNN's notice: x86 TensorFlow builds")
+def test_verbose_shows_the_chatter(files, tmp_path):
+    root = files["root"]
+    reg = _run(["-m", "lstmcor", "register", str(root / "a.npy"), str(root / "b.npy"), "--weights",
+                files["weights"], "-o", str(tmp_path / "moved.nii.gz"), "--verbose"], tmp_path)
+    assert reg.returncode == 0, reg.stderr
+    assert CHATTER.search(reg.stderr), reg.stderr
+
+
+def test_verbose_and_the_users_level(monkeypatch):
+    import lstmcor
+
+    monkeypatch.setattr(lstmcor, "_TF_LOG_LEVEL_FROM_USER", None)
+    monkeypatch.delenv("LSTMCOR_VERBOSE", raising=False)
+    assert cli._backend_log_level(False) == "3"
+    assert cli._backend_log_level(True) == "0"
+    monkeypatch.setenv("LSTMCOR_VERBOSE", "1")
+    assert cli._backend_log_level(False) == "0"
+    monkeypatch.setattr(lstmcor, "_TF_LOG_LEVEL_FROM_USER", "1")  # the user's own level wins
+    assert cli._backend_log_level(False) == cli._backend_log_level(True) == "1"
+
+
+def _fake_keras(tmp_path, fail: bool) -> Path:
+    """A stand-in ``keras`` that writes two C++-style chatter lines and one real line straight to fd 2."""
+    folder = tmp_path / ("broken" if fail else "fake") / "keras"
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text(textwrap.dedent(f"""
+        import os
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
+        os.write(2, b"I0000 00:00:1796127834.811484   11956 port.cc:153] oneDNN custom operations are on.\\n")
+        os.write(2, b"a line that matters\\n")
+        if {fail}:
+            raise ImportError("the backend is broken")
+    """))
+    return folder.parent
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_the_import_filter_drops_only_chatter(tmp_path, fail):
+    code = "import lstmcor.cli as c; c._quiet_backend(False); print('imported')"
+    out = _run(["-c", code], tmp_path, PYTHONPATH=f"{_fake_keras(tmp_path, fail)}{os.pathsep}{ROOT}")
+    assert "a line that matters" in out.stderr
+    if fail:  # a failed import shows everything it wrote, then the error
+        assert out.returncode != 0 and "oneDNN custom operations" in out.stderr
+        assert "the backend is broken" in out.stderr
+    else:
+        assert out.returncode == 0 and out.stdout.strip() == "imported", out.stderr
+        assert not CHATTER.search(out.stderr), out.stderr
+
+
+def test_help_starts_no_backend(tmp_path):
+    code = ("import sys\nfrom lstmcor.cli import main\n"
+            "for argv in (['--help'], ['evaluate', '--help'], ['train', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "print('keras imported:', 'keras' in sys.modules)")
+    out = _run(["-c", code], tmp_path)
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert "keras imported: False" in out.stdout
+    assert out.stdout.count("leave out the folder's unreadable") == 2 and "--verbose" in out.stdout
