@@ -218,6 +218,9 @@ FLAG_WORDS: list[tuple[str, str]] = [
     (r"add images or change split_fractions",
      f"add images (the command line splits the subjects {_FRACTIONS} into train, val and test)"),
     (r"\bsplit_fractions\b", f"the split fractions (fixed at {_FRACTIONS} on the command line)"),
+    # NumPy's advice for a file that is not a plain .npy array names its own Python arguments
+    (r"This file contains pickled \(object\) data\..*?`pickle\.load\(\)`\.",
+     "not a plain NumPy array file; lstmcor never unpickles"),
 ]
 # train and evaluate have no --slice: a folder of 3D volumes needs one 2D slice per file.
 _FLAG_WORDS_2D = [(r"pass slice_index=<int> and axis=<0, 1 or 2> to take one slice of each volume",

@@ -20,7 +20,8 @@ from lstmcor.models import build_voxelmorph
 
 ROOT = Path(__file__).parents[1]
 # Python argument names the command line does not have: none may reach a user of the CLI
-PYTHON_NAMES = re.compile(r"skip_bad|slice_index|split_fractions|n_pairs|layout=|steps_per_epoch|batch_size|\baxis=")
+PYTHON_NAMES = re.compile(r"skip_bad|slice_index|split_fractions|n_pairs|layout=|steps_per_epoch|batch_size|\baxis="
+                          r"|allow_pickle")
 # absl / TensorFlow C++ log lines
 CHATTER = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|cpu_feature_guard|oneDNN|rebuild TensorFlow", re.M)
 
@@ -75,7 +76,8 @@ def _fails(argv, capsys, *patterns):
 def test_a_bad_file_points_at_skip_bad(files, tmp_path, capsys):
     for argv in (["evaluate", "--weights", files["weights"], "--out", str(tmp_path / "ev")],
                  ["train", "--model", "voxelmorph", "--preset", "ci", "--out", str(tmp_path / "run")]):
-        _fails(argv + ["--data", files["bad"]], capsys, "zz_corrupt.npy", "or pass --skip-bad to leave it out")
+        _fails(argv + ["--data", files["bad"]], capsys, "zz_corrupt.npy", "or pass --skip-bad to leave it out",
+               "not a plain NumPy array file")
 
 
 def test_skip_bad_evaluates(files, tmp_path, capsys):
