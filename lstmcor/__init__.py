@@ -28,6 +28,8 @@ import types as _types
 import warnings as _warnings
 
 # Quiet TensorFlow's start-up messages for students; set TF_CPP_MIN_LOG_LEVEL yourself to see them.
+# The user's own setting is remembered so the command line can leave it alone (lstmcor.cli).
+_TF_LOG_LEVEL_FROM_USER = _os.environ.get("TF_CPP_MIN_LOG_LEVEL")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"

@@ -2,13 +2,23 @@
 
 Every sub-command shares its code with the Python API (:func:`lstmcor.training.train`,
 :func:`lstmcor.evaluation.evaluate`, :func:`lstmcor.registration.register`). Bad files, shapes or weights
-end with one line on stderr and exit status 2, never a traceback.
+end with one line on stderr and exit status 2, never a traceback; the line names the command's flags
+(``--skip-bad``, ``--slice``), not the Python arguments behind them (:data:`FLAG_WORDS`).
+
+A normal run prints no backend chatter (TensorFlow's C++ start-up and optimizer log lines): the
+command raises ``TF_CPP_MIN_LOG_LEVEL`` to 3 and drops the few lines TensorFlow writes while it
+loads whatever that level says. ``--verbose`` (or ``LSTMCOR_VERBOSE=1``) shows them all again, and
+a ``TF_CPP_MIN_LOG_LEVEL`` you set yourself is kept.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import tempfile
+import time
+import warnings
 from pathlib import Path
 
 
@@ -55,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--preset", choices=PRESET_NAMES, default="quick",
                     help="ci: seconds; quick: minutes on a laptop CPU (default); paper: 900 epochs, for a GPU")
     tr.add_argument("--data", default="default", help="'default' (the embedded set) or a data folder")
+    tr.add_argument("--skip-bad", action="store_true",
+                    help="leave out the folder's unreadable or odd files, with a warning, instead of stopping")
     tr.add_argument("--out", default=None, help="run folder (default runs/<model>-<preset>)")
     tr.add_argument("--epochs", type=int, help="total epochs (overrides the preset)")
     tr.add_argument("--steps-per-epoch", type=int, help="batches per epoch (overrides the preset)")
@@ -80,11 +92,15 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--weights", nargs="+", required=True, help="one or more model.keras files")
     ev.add_argument("--names", nargs="+", help="row names, one per weights file (default: the file's folder)")
     ev.add_argument("--data", default="default", help="'default' or a data folder")
+    ev.add_argument("--skip-bad", action="store_true",
+                    help="leave out the folder's unreadable or odd files, with a warning, instead of stopping")
     ev.add_argument("--split", default="test", choices=["train", "val", "test"], help="split (default test)")
-    ev.add_argument("--pairs", type=int, default=32, help="number of seeded pairs (default 32; 0 = all)")
+    ev.add_argument("--pairs", type=int, default=32,
+                    help="number of seeded pairs (default 32; 0 = all; at most every distinct pair once)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the pairs (default 0)")
     ev.add_argument("--classical", action="store_true", help="add SyN (DIPY); about a second per pair")
-    ev.add_argument("--out", default=None, help="folder for the results (default: beside the first weights)")
+    ev.add_argument("--out", default=None,
+                    help="folder for the results (default runs/evaluation-<YYYYmmdd-HHMMSS>)")
 
     rg = sub.add_parser("register", help="register one moving image to one fixed image",
                         description="Register MOVING to FIXED with trained weights.",
@@ -98,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     rg.add_argument("--moved-labels", help="where to write the warped labels (.nii or .nii.gz)")
     rg.add_argument("--slice", type=int, dest="slice_index", help="slice of 3D volumes to register")
     rg.add_argument("--axis", type=int, default=2, help="axis of --slice (default 2)")
+    for command in (tr, ev, rg):
+        command.add_argument("--verbose", action="store_true",
+                             help="show the backend's own log lines (TensorFlow's); also LSTMCOR_VERBOSE=1")
     return parser
 
 
@@ -130,11 +149,11 @@ def _evaluate(args) -> int:
         raise ValueError(f"--names has {len(names)} entries for {len(args.weights)} weights files.")
     if len(set(names)) != len(names):
         raise ValueError(f"row names {names} repeat: give distinct --names.")
-    out = args.out or str(Path(args.weights[0]).parent / "evaluation")
+    out = Path(args.out) if args.out else _default_evaluation_folder()
     result = evaluate(dict(zip(names, args.weights)), args.data, args.split, args.pairs or None, args.seed,
                       classical=args.classical, out=out)
     print(result.table())
-    print(f"\nper-pair results: {Path(out) / 'pairs.csv'}; summary: {Path(out) / 'summary.json'}")
+    print(f"\nresults written to {out}: pairs.csv (per pair), summary.json, table.md")
     return 0
 
 
@@ -192,6 +211,16 @@ def _check_outputs(args) -> dict[str, str]:
     return outputs
 
 
+def _default_evaluation_folder() -> Path:
+    """``runs/evaluation-<YYYYmmdd-HHMMSS>`` in the working folder (never beside the weights), not yet used."""
+    base = Path("runs") / f"evaluation-{time.strftime('%Y%m%d-%H%M%S')}"
+    out, k = base, 1
+    while out.exists():
+        k += 1
+        out = base.with_name(f"{base.name}-{k}")
+    return out
+
+
 def _register(args) -> int:
     from lstmcor.data import read_image
     from lstmcor.data.arrays import label_dtype
@@ -233,6 +262,121 @@ def _register(args) -> int:
     return 0
 
 
+# Python argument names in the library's messages, and what the command line calls them. Applied in
+# order to every error and warning a command shows; the library keeps its own (Python) wording.
+_FRACTIONS = "70/15/15"  # load_dataset's split_fractions, which the command line does not change
+FLAG_WORDS: list[tuple[str, str]] = [
+    (r"\(skip_bad=True\)", "(--skip-bad)"),
+    (r"\bskip_bad=True\b", "--skip-bad"),
+    (r"leave slice_index=None for 2D files", "leave out --slice for 2D files"),
+    (r"\bslice_index=", "--slice "),
+    (r"\baxis=", "--axis "),
+    (r" or pass layout='nifti'\|'png'\|'npy' to choose \(other files then count as bad\)", ""),
+    (r"\bn_pairs must be >= 0 or None\b", "--pairs must be >= 0 (0: every pair)"),
+    (r"\bn_pairs=", "--pairs "),
+    (r"\bepochs must be\b", "--epochs must be"),
+    (r"\bsteps_per_epoch must be\b", "--steps-per-epoch must be"),
+    (r"\bbatch_size must be\b", "--batch-size must be"),
+    (r"add images or change split_fractions",
+     f"add images (the command line splits the subjects {_FRACTIONS} into train, val and test)"),
+    (r"\bsplit_fractions\b", f"the split fractions (fixed at {_FRACTIONS} on the command line)"),
+    # NumPy's advice for a file that is not a plain .npy array names its own Python arguments
+    (r"This file contains pickled \(object\) data\..*?`pickle\.load\(\)`\.",
+     "not a plain NumPy array file; lstmcor never unpickles"),
+]
+# train and evaluate have no --slice: a folder of 3D volumes needs one 2D slice per file.
+_FLAG_WORDS_2D = [(r"pass slice_index=<int> and axis=<0, 1 or 2> to take one slice of each volume",
+                   "save one 2D slice per file (lstmcor train and evaluate read 2D images)")]
+
+
+def cli_words(message: str, command: str = "register") -> str:
+    """``message`` with the library's Python argument names replaced by the ``command``'s flags."""
+    for pattern, flag in (_FLAG_WORDS_2D if command != "register" else []) + FLAG_WORDS:
+        message = re.sub(pattern, flag, message)
+    return message
+
+
+def _show_warnings_as_cli(command: str):
+    """A ``warnings.showwarning`` that prints lstmcor's own warnings as ``lstmcor <command>: warning: ...``."""
+    package, default = Path(__file__).resolve().parent, warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        try:
+            ours = Path(filename).resolve().is_relative_to(package)
+        except (OSError, ValueError):
+            ours = False
+        if not ours:
+            return default(message, category, filename, lineno, file, line)
+        print(f"lstmcor {command}: warning: {cli_words(str(message), command)}", file=file or sys.stderr)
+    return show
+
+
+def _skip_bad_data(args) -> None:
+    """With ``--skip-bad``, load the data folder here, leaving bad files out; train and evaluate take the set."""
+    if getattr(args, "skip_bad", False):
+        from lstmcor.data import load_dataset
+
+        args.data = load_dataset(args.data, skip_bad=True)
+
+
+# Lines TensorFlow writes to file descriptor 2 while it loads, whatever TF_CPP_MIN_LOG_LEVEL says
+# (absl's preamble, oneDNN's notice as an I-line, CPU feature notes): dropped in a quiet run.
+_CHATTER = re.compile(r"(?:[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "
+                      r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+                      r"|To enable the following instructions: .*rebuild TensorFlow)")
+
+
+def _backend_log_level(verbose: bool) -> str:
+    """The ``TF_CPP_MIN_LOG_LEVEL`` of this command: the user's own if set, 0 when verbose, else 3."""
+    import lstmcor
+
+    if lstmcor._TF_LOG_LEVEL_FROM_USER is not None:
+        return lstmcor._TF_LOG_LEVEL_FROM_USER
+    if verbose or os.environ.get("LSTMCOR_VERBOSE", "").strip().lower() not in ("", "0", "false", "no"):
+        return "0"
+    return "3"
+
+
+def _quiet_backend(verbose: bool) -> None:
+    """Silence the backend's C++ log lines for this command, before Keras is imported.
+
+    They are written by C++ to file descriptor 2, past Python's ``sys.stderr`` and ``warnings``:
+    ``TF_CPP_MIN_LOG_LEVEL=3`` stops those TensorFlow filters (the I-, W- and E-lines of start-up
+    and of the graph optimizer during training, e.g. "remapper failed"), and the few lines it
+    writes while it loads regardless (oneDNN's notice) are caught by importing Keras once with
+    fd 2 sent to a temporary file: every other line there is passed on, and all of it when the
+    import fails. ``verbose`` or ``LSTMCOR_VERBOSE=1`` (level 0, nothing dropped) shows the chatter;
+    a ``TF_CPP_MIN_LOG_LEVEL`` set by the user is kept (below 3, nothing is dropped). Nothing
+    changes once Keras is imported (``main`` called from Python).
+    """
+    if "keras" in sys.modules:
+        return
+    level = _backend_log_level(verbose)
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
+    if level != "3":
+        return
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 to guard
+        return
+    failed = True
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+
+            failed = False
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if failed or not _CHATTER.match(line)))
+            sys.stderr.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lstmcor`` command."""
     parser = _parser()
@@ -240,10 +384,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    _quiet_backend(args.verbose)
     try:
-        return {"train": _train, "evaluate": _evaluate, "register": _register}[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warnings_as_cli(args.command)
+            _skip_bad_data(args)
+            return {"train": _train, "evaluate": _evaluate, "register": _register}[args.command](args)
     except (ValueError, FileNotFoundError, FloatingPointError, OSError) as error:
-        print(f"lstmcor {args.command}: error: {error}", file=sys.stderr)
+        print(f"lstmcor {args.command}: error: {cli_words(str(error), args.command)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lstmcor {args.command}: interrupted" + (" (resume with --resume)" if args.command == "train" else ""),

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -204,7 +205,8 @@ def evaluate(
             (a callable maps ``(moving [H, W], fixed [H, W])`` to a field ``[H, W, 2]``).
         data: ``"default"``, a folder, or a loaded set.
         split: the split whose pairs are scored (``"test"``).
-        n_pairs: how many seeded pairs (None: every ordered pair of different subjects).
+        n_pairs: how many seeded pairs (None: every ordered pair of different subjects; more than
+            the split has: every pair once, with a warning, rather than pairs scored twice).
         seed: chooses the pairs.
         classical: SyN (DIPY) rows, each about a second per pair: True adds SyN with local
             cross-correlation (``"SyN (DIPY)"``); a metric or a sequence of them, from ``"cc"`` and
@@ -240,6 +242,12 @@ def evaluate(
     if len({m.name for m in methods}) != len(methods):
         raise ValueError(f"method names repeat: {[m.name for m in methods]}; give each model its own name.")
 
+    if n_pairs is not None:
+        distinct = len(pair_indices(dataset, split, None))
+        if int(n_pairs) > distinct:
+            warnings.warn(f"n_pairs={n_pairs} asks for more than the {distinct} distinct pairs of split {split!r}; "
+                          "scoring each once", stacklevel=2)
+            n_pairs = None
     pairs = pair_indices(dataset, split, n_pairs, seed)
     images = [(dataset.images[m], dataset.images[f]) for m, f in pairs]
     kinds = [pair_group(dataset, m, f) for m, f in pairs]
