@@ -3,10 +3,18 @@
 Every sub-command shares its code with the Python API (:func:`lstmcor.training.train`,
 :func:`lstmcor.evaluation.evaluate`, :func:`lstmcor.registration.register`). Bad files, shapes or weights
 end with one line on stderr and exit status 2, never a traceback.
+
+``lstmcor train`` never destroys a run: a ``--out`` that holds one is refused unless ``--resume``
+continues it or ``--overwrite`` replaces it, and the default ``--out`` is a new folder
+``runs/<model>-<preset>-<YYYYmmdd-HHMMSS>``. Ctrl-C (SIGINT) and SIGTERM (``kill``, a batch
+system's time limit) stop training the same way: the last finished epoch stays committed, one line
+says how to resume, and the exit status is 130 for SIGINT, 143 for SIGTERM (128 + the signal's
+number, as a shell reports it).
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -15,10 +23,15 @@ import numpy as np
 from lstmcor.settings import ABLATIONS, LAMBDA, LEARNING_RATE, MODEL_NAMES, PRESET_NAMES
 
 EPILOG_TRAIN = """examples:
-  lstmcor train --model lstmcor --preset quick --out runs/lstmcor
+  lstmcor train --model lstmcor --preset quick                 # into a new runs/lstmcor-quick-<date-time>
   lstmcor train --model voxelmorph --preset ci --out runs/vxm-ci
-  lstmcor train --model lstmcor --preset paper --out runs/paper --resume   # go on after an interruption
+  lstmcor train --out runs/paper --resume                      # go on after an interruption, same settings
+  lstmcor train --out runs/paper --resume --epochs 1200        # train a finished run further
   lstmcor train --model lstmcor --no-funnel --out runs/no-funnel           # an ablation
+
+A --out that holds a run is refused unless --resume continues it or --overwrite deletes it.
+On --resume, the settings left out are the run's (state.json); given ones must equal them.
+Ctrl-C or SIGTERM stops training and keeps the last finished epoch (exit status 130 / 143).
 """
 EPILOG_EVALUATE = """examples:
   lstmcor evaluate --weights runs/lstmcor/model.keras --data default
@@ -46,26 +59,31 @@ def _parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a model on pairs of a data set",
                         description="Train LSTM-COR or VoxelMorph unsupervised (MSE + lambda * Grad, Adam).",
                         epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
-    tr.add_argument("--model", choices=MODEL_NAMES, default="lstmcor", help="network (default lstmcor)")
-    tr.add_argument("--preset", choices=PRESET_NAMES, default="quick",
+    tr.add_argument("--model", choices=MODEL_NAMES, default=None, help="network (default lstmcor)")
+    tr.add_argument("--preset", choices=PRESET_NAMES, default=None,
                     help="ci: seconds; quick: minutes on a laptop CPU (default); paper: 900 epochs, for a GPU")
-    tr.add_argument("--data", default="default", help="'default' (the embedded set) or a data folder")
-    tr.add_argument("--out", default=None, help="run folder (default runs/<model>-<preset>)")
+    tr.add_argument("--data", default=None, help="'default' (the embedded set; default) or a data folder")
+    tr.add_argument("--out", default=None,
+                    help="run folder (default: a new runs/<model>-<preset>-<YYYYmmdd-HHMMSS>)")
     tr.add_argument("--epochs", type=int, help="total epochs (overrides the preset)")
     tr.add_argument("--steps-per-epoch", type=int, help="batches per epoch (overrides the preset)")
     tr.add_argument("--batch-size", type=int, help="pairs per batch (overrides the preset; paper: 8)")
-    tr.add_argument("--lr", type=float, default=LEARNING_RATE, help=f"Adam learning rate (default {LEARNING_RATE:g})")
-    tr.add_argument("--lam", type=float, default=LAMBDA,
+    tr.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {LEARNING_RATE:g})")
+    tr.add_argument("--lam", type=float, default=None,
                     help=f"smoothness weight lambda of Eq. 23 (default {LAMBDA:g})")
-    tr.add_argument("--seed", type=int, default=0, help="seed of weights and pairs (default 0)")
-    tr.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    tr.add_argument("--augment", action="store_true", help="random flips and gamma on training pairs")
+    tr.add_argument("--seed", type=int, default=None, help="seed of weights and pairs (default 0)")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue the run in --out from its last checkpoint, with its settings")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="delete the run in --out (checkpoint, state, log, model) and start anew")
+    tr.add_argument("--augment", action="store_true", default=None,
+                    help="random flips and gamma on training pairs")
     ab = tr.add_argument_group("ablations (LSTM-COR only)")
     for option, (paper, flag, off, help_text) in ABLATIONS.items():
         if isinstance(paper, bool):
-            ab.add_argument(flag, dest=f"ablate_{option}", action="store_true", help=help_text)
+            ab.add_argument(flag, dest=f"ablate_{option}", action="store_true", default=None, help=help_text)
         else:
-            ab.add_argument(flag, dest=f"ablate_{option}", choices=[paper, off], default=paper,
+            ab.add_argument(flag, dest=f"ablate_{option}", choices=[paper, off], default=None,
                             help=f"{help_text} (default {paper})")
 
     ev = sub.add_parser("evaluate", help="score trained models on test pairs (Table 1)",
@@ -96,25 +114,52 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train(args) -> int:
-    from lstmcor.training import train
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program runs so that it stops as Ctrl-C does."""
 
-    options = {}
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _train(args) -> int:
+    from lstmcor.training import default_run_folder, train
+
+    options = {}  # only the switches given: the rest are the paper's, or the resumed run's
     for option, (paper, _, off, _) in ABLATIONS.items():
         value = getattr(args, f"ablate_{option}")
-        options[option] = (not value) if isinstance(paper, bool) else value
+        if value is not None:
+            options[option] = off if isinstance(paper, bool) else value
     changed = [ABLATIONS[k][1] for k, v in options.items() if v != ABLATIONS[k][0]]
-    if args.model != "lstmcor":
-        if changed:
-            raise ValueError(f"the ablation switches ({', '.join(changed)}) apply to --model lstmcor only.")
-        options = {}
-    out = args.out or f"runs/{args.model}-{args.preset}"
-    result = train(args.model, args.preset, args.data, out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                   batch_size=args.batch_size, learning_rate=args.lr, lam=args.lam, seed=args.seed,
-                   resume=args.resume, augment=args.augment, model_options=options)
+    if args.model not in (None, "lstmcor") and changed:
+        raise ValueError(f"the ablation switches ({', '.join(changed)}) apply to --model lstmcor only.")
+    if args.resume and args.out is None:
+        raise ValueError("--resume needs --out: the run folder to continue.")
+    args.out = args.out or str(default_run_folder(args.model or "lstmcor", args.preset or "quick"))
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        result = train(args.model, args.preset, args.data, args.out, epochs=args.epochs,
+                       steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, learning_rate=args.lr,
+                       lam=args.lam, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
+                       augment=args.augment, model_options=options or None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"trained {result.epochs_done} epochs in {result.seconds:.1f} s; model: {result.out / 'model.keras'}, "
           f"log: {result.out / 'log.csv'}")
     return 0
+
+
+def _interrupted(args, error: KeyboardInterrupt) -> str:
+    what = "terminated (SIGTERM)" if isinstance(error, Terminated) else "interrupted"
+    if args.command != "train":
+        return f"lstmcor {args.command}: {what}"
+    out = Path(args.out) if getattr(args, "out", None) else None
+    if out is not None and (out / "state.json").exists() and (out / "checkpoint.keras").exists():
+        return (f"lstmcor train: {what}; the last finished epoch is saved: resume with "
+                f"`lstmcor train --out {out} --resume`")
+    where = f" in {out}" if out is not None else ""
+    return (f"lstmcor train: {what} before the first epoch finished; nothing to resume{where}: start again "
+            "(with --overwrite for the same --out)")
 
 
 def _evaluate(args) -> int:
@@ -182,10 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FloatingPointError, OSError) as error:
         print(f"lstmcor {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"lstmcor {args.command}: interrupted" + (" (resume with --resume)" if args.command == "train" else ""),
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM during training (Terminated)
+        print(_interrupted(args, error), file=sys.stderr)
+        return 143 if isinstance(error, Terminated) else 130
 
 
 if __name__ == "__main__":
