@@ -380,6 +380,10 @@ def train(
              "validation_steps": validation_steps}
     out = Path(out) if out is not None else default_run_folder(model or "lstmcor", preset or "quick")
     checkpoint = out / "checkpoint.keras"
+    held = [] if resume else _held_files(out)
+    if held and not overwrite:
+        raise FileExistsError(f"'{out}' holds a run ({', '.join(held)}): continue it with --resume "
+                              "(resume=True), replace it with --overwrite (overwrite=True), or give another --out.")
     state = None
     if resume:
         state = _read_state(out)
@@ -390,7 +394,7 @@ def train(
             if not _same_data(str(state["data"]), name):
                 changed.append(f"data {_show(state['data'])} -> {_show(name)}")
         old_options = dict(state["model_options"])
-        new_options = {**old_options, **(model_options or {})}
+        new_options = json.loads(json.dumps({**old_options, **(model_options or {})}))  # tuples as in JSON
         full_old, full_new = _full_options(state["model"], old_options), _full_options(state["model"], new_options)
         changed += [f"model_options[{key!r}] {_show(full_old.get(key))} -> {_show(full_new.get(key))}"
                     for key in sorted(set(full_old) | set(full_new)) if full_old.get(key) != full_new.get(key)]
@@ -407,6 +411,9 @@ def train(
                                                                 "validation_steps")}, {"epochs": epochs})
         if data is None:
             data = state["data"]
+            if data != "default" and not Path(data).exists():
+                raise FileNotFoundError(f"cannot resume '{out}': the run's data '{data}' is not found from here; "
+                                        "give it with --data (data=...).")
         net = _load_checkpoint(checkpoint)  # a damaged checkpoint is named before the data is read
     else:
         model, preset, data = model or "lstmcor", preset or "quick", "default" if data is None else data
@@ -415,8 +422,6 @@ def train(
         seed, augment, model_options = int(seed or 0), bool(augment), dict(model_options or {})
         settings = resolve_settings(preset, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
                                     validation_steps=validation_steps)
-        if model != "lstmcor" and model_options:
-            raise ValueError(f"the ablation switches ({', '.join(model_options)}) apply to the lstmcor model only.")
     dataset = data if isinstance(data, RegistrationSet) else load_dataset(data)
     shape = tuple(int(s) for s in dataset.images.shape[1:3])
     if state is not None and list(shape) != list(state["input_shape"]):
@@ -434,11 +439,7 @@ def train(
         initial_epoch = int(state["epochs_done"])
         _trim_log(out / "log.csv", initial_epoch)
     else:
-        held = _held_files(out)
-        if held and not overwrite:
-            raise FileExistsError(f"'{out}' holds a run ({', '.join(held)}): continue it with --resume "
-                                  "(resume=True), replace it with --overwrite (overwrite=True), or give another --out.")
-        for name in held + list(_TEMP_FILES):
+        for name in held + list(_TEMP_FILES):  # overwrite, once the settings and the data are known good
             (out / name).unlink(missing_ok=True)
         net = build_model(model, input_shape=shape, **model_options)
         compile_model(net, learning_rate, lam, jit_compile)

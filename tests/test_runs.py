@@ -2,7 +2,7 @@
 settings, checkpoint and state are committed as one step, SIGTERM stops like Ctrl-C, and damaged
 run files give one line.
 
-Most tests train VoxelMorph on a tiny 32 x 32 set (the embedded images, subsampled) for speed.
+Most tests train VoxelMorph on a tiny 32 x 32 copy of the embedded images (subsampled) for speed.
 """
 import json
 import os
@@ -43,11 +43,18 @@ def tiny_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def one_epoch(tmp_path_factory, tiny):
-    """A VoxelMorph run of one epoch (of two), to copy."""
+def one_epoch(tmp_path_factory, tiny_folder):
+    """A VoxelMorph run of one epoch (of two) on the tiny folder, to copy."""
     run = tmp_path_factory.mktemp("runs") / "one"
-    train("voxelmorph", "ci", tiny, run, epochs=1, **SMALL)
+    train("voxelmorph", "ci", str(tiny_folder), run, epochs=1, **SMALL)
     return run
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory, tiny_folder):
+    """The same run, two epochs in one go."""
+    run = tmp_path_factory.mktemp("runs") / "whole"
+    return train("voxelmorph", "ci", str(tiny_folder), run, epochs=2, **SMALL)
 
 
 def _copy(run, tmp_path, name="run"):
@@ -89,6 +96,9 @@ def test_a_run_folder_is_refused_unless_resume_or_overwrite(tmp_path, tiny, one_
             train("voxelmorph", "ci", tiny, lone, **SMALL)
     with pytest.raises(ValueError, match="exclude each other"):
         train("voxelmorph", "ci", tiny, run, resume=True, overwrite=True, **SMALL)
+    with pytest.raises(FileNotFoundError, match="does not exist"):  # a mistake in --overwrite's command
+        train("voxelmorph", "ci", tmp_path / "no-data", run, overwrite=True, **SMALL)
+    assert {name: (run / name).read_bytes() for name in training.RUN_FILES} == before  # deletes nothing
     (run / "state.tmp.json").write_text("{")  # a crash's leftover goes too
     result = train("voxelmorph", "ci", tiny, run, overwrite=True, epochs=1, seed=5, **SMALL)
     assert result.epochs_done == 1 and read_log(run)["loss"].shape == (1,)
@@ -96,32 +106,36 @@ def test_a_run_folder_is_refused_unless_resume_or_overwrite(tmp_path, tiny, one_
     assert not (run / "state.tmp.json").exists()
 
 
-def test_the_default_run_folder_is_new_each_time(tmp_path, tiny_folder, monkeypatch, capsys):
+def test_the_default_run_folder_is_new_each_time(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(training.time, "strftime", lambda fmt, *args: "20261201-120000")
     first = default_run_folder("voxelmorph", "ci", root=tmp_path)
     assert first == tmp_path / "voxelmorph-ci-20261201-120000"
     first.mkdir()
     assert default_run_folder("voxelmorph", "ci", root=tmp_path).name == "voxelmorph-ci-20261201-120000-2"
     monkeypatch.chdir(tmp_path)
-    for _ in range(2):  # the same command twice: two runs, neither lost
-        assert main(["train", "--model", "voxelmorph", "--preset", "ci", "--epochs", "1", "--data",
-                     str(tiny_folder)]) == 0, capsys.readouterr().err
-    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
-    assert runs == ["voxelmorph-ci-20261201-120000", "voxelmorph-ci-20261201-120000-2"]
-    assert all((tmp_path / "runs" / r / "model.keras").exists() for r in runs)
+    (tmp_path / "runs" / "voxelmorph-ci-20261201-120000").mkdir(parents=True)  # a run of this very second
+    seen = []
+
+    def fake_train(model, preset, data, out, **kwargs):  # the command line's choice of folder, without training
+        seen.append(Path(out))
+        return training.TrainResult(None, {}, Path(out), 0, 0.0)
+
+    monkeypatch.setattr(training, "train", fake_train)
+    assert main(["train", "--model", "voxelmorph", "--preset", "ci"]) == 0, capsys.readouterr().err
+    assert main(["train"]) == 0
+    assert seen == [Path("runs/voxelmorph-ci-20261201-120000-2"), Path("runs/lstmcor-quick-20261201-120000")]
     _fails(["train", "--resume"], capsys, "--resume needs --out")
 
 
 # --- 2 and 4. resume is exact, with the run's settings ---------------------------------------------
 
 
-def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path, tiny, one_epoch):
-    whole = train("voxelmorph", "ci", tiny, tmp_path / "whole", epochs=2, **SMALL)
+def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path, one_epoch, whole):
     run = _copy(one_epoch, tmp_path)
-    resumed = train(out=run, data=tiny, resume=True, epochs=2, verbose=0)  # everything else from state.json
+    resumed = train(out=run, resume=True, epochs=2, verbose=0)  # everything else from state.json
     assert resumed.epochs_done == 2
     assert _same_weights(resumed.model, whole.model)
-    assert (run / "log.csv").read_text() == (tmp_path / "whole" / "log.csv").read_text()  # val_loss too
+    assert (run / "log.csv").read_text() == (whole.out / "log.csv").read_text()  # val_loss too
     assert int(resumed.model.optimizer.iterations.numpy()) == int(whole.model.optimizer.iterations.numpy())
 
 
@@ -136,29 +150,28 @@ def test_resume_with_other_settings_is_refused(tmp_path, tiny, one_epoch, tiny_f
                "model_options": ({"funnel": False}, "model_options['funnel'] None -> False")}
     for key, (value, text) in changes.items():
         with pytest.raises(ValueError, match="differ from the run's") as info:
-            train(out=run, data=tiny, resume=True, verbose=0, **{key: value})
+            train(out=run, resume=True, verbose=0, **{key: value})
         assert text in str(info.value), str(info.value)
-    with pytest.raises(ValueError, match=r"data 'tiny' -> 'default'"):
+    with pytest.raises(ValueError, match=r"data '.*tiny_data.*' -> 'default'"):
         train(out=run, data="default", resume=True, verbose=0)
+    with pytest.raises(ValueError, match=r"data '.*' -> 'tiny'"):
+        train(out=run, data=tiny, resume=True, verbose=0)
     with pytest.raises(ValueError, match="seed 0 -> 1; learning_rate"):  # each difference, in one line
-        train(out=run, data=tiny, resume=True, seed=1, learning_rate=0.1, verbose=0)
+        train(out=run, resume=True, seed=1, learning_rate=0.1, verbose=0)
     assert (run / "checkpoint.keras").read_bytes() == before
     # the same values given again are no change; a larger --epochs is not one either (tested above)
-    assert train(out=run, data=tiny, resume=True, model="voxelmorph", preset="ci", seed=0, learning_rate=1e-4,
-                 lam=0.01, epochs=1, **SMALL).epochs_done == 1
-    with pytest.raises(ValueError, match="to 0 epochs|epochs must be"):
-        train(out=run, data=tiny, resume=True, epochs=0, verbose=0)
+    assert train(out=run, data=str(tiny_folder), resume=True, model="voxelmorph", preset="ci", seed=0,
+                 learning_rate=1e-4, lam=0.01, epochs=1, **SMALL).epochs_done == 1
+    with pytest.raises(ValueError, match="to 0 epochs"):
+        train(out=run, resume=True, epochs=0, verbose=0)
 
     # the command line: left-out settings are the run's; given ones that differ are named
-    cli_run = tmp_path / "cli"
-    assert main(["train", "--model", "voxelmorph", "--preset", "ci", "--epochs", "1", "--lr", "0.0002",
-                 "--data", str(tiny_folder), "--out", str(cli_run)]) == 0
-    _fails(["train", "--out", str(cli_run), "--resume", "--lr", "0.001", "--seed", "3"], capsys,
-           "seed 0 -> 3", "learning_rate (--lr) 0.0002 -> 0.001", str(cli_run))
-    _fails(["train", "--out", str(cli_run), "--resume", "--no-funnel"], capsys, "model_options['funnel']")
-    assert main(["train", "--out", str(cli_run), "--resume", "--epochs", "2"]) == 0, capsys.readouterr().err
-    state = json.loads((cli_run / "state.json").read_text())
-    assert state["epochs_done"] == 2 and state["learning_rate"] == 0.0002 and state["model"] == "voxelmorph"
+    _fails(["train", "--out", str(run), "--resume", "--lr", "0.001", "--seed", "3"], capsys,
+           "seed 0 -> 3", "learning_rate (--lr) 0.0001 -> 0.001", str(run))
+    _fails(["train", "--out", str(run), "--resume", "--no-funnel"], capsys, "model_options['funnel']")
+    _fails(["train", "--out", str(run), "--resume", "--data", "default"], capsys, "-> 'default'")
+    assert main(["train", "--out", str(run), "--resume"]) == 0, capsys.readouterr().err  # all from state.json
+    assert "trained 1 epochs" in capsys.readouterr().out  # (training further: see the SIGTERM test)
 
 
 # --- 3. checkpoint and state are one commit ----------------------------------------------------------
@@ -181,45 +194,46 @@ def _crash_at(monkeypatch, when):
     monkeypatch.setattr(training.os, "replace", replace)
 
 
-def test_a_crash_in_the_commit_loses_nothing(tmp_path, tiny, one_epoch, monkeypatch, capsys):
-    whole = train("voxelmorph", "ci", tiny, tmp_path / "whole", epochs=2, **SMALL)
+def test_a_crash_in_the_commit_loses_nothing(tmp_path, one_epoch, whole, monkeypatch, capsys):
 
     # crash after the new checkpoint is in place but before state.json: resume finishes the commit
     after = _copy(one_epoch, tmp_path, "after")
     with monkeypatch.context() as m:
         _crash_at(m, lambda calls: calls[-1] == ("state.tmp.json", "state.json"))
         with pytest.raises(Crash):
-            train(out=after, data=tiny, resume=True, epochs=2, verbose=0)
+            train(out=after, resume=True, epochs=2, verbose=0)
     assert json.loads((after / "state.json").read_text())["epochs_done"] == 1  # names the old checkpoint
     assert (after / "state.tmp.json").exists()
     pending = _copy(after, tmp_path, "pending-lost")
-    resumed = train(out=after, data=tiny, resume=True, epochs=2, verbose=0)
+    resumed = train(out=after, resume=True, epochs=2, verbose=0)
     assert resumed.epochs_done == 2 and not (after / "state.tmp.json").exists()
     assert _same_weights(resumed.model, whole.model)
+    assert (after / "log.csv").read_text() == (whole.out / "log.csv").read_text()
 
     # the same crash with the pending state lost: the mismatch is found before Keras reads the file
     (pending / "state.tmp.json").unlink()
     _fails(["train", "--out", str(pending), "--resume"], capsys, str(pending / "checkpoint.keras"),
            "state.json recorded")
 
-    # crash before the commit point: the previous checkpoint and state stand, the log row goes
-    before = _copy(one_epoch, tmp_path, "before")
-    with monkeypatch.context() as m:
-        _crash_at(m, lambda calls: calls[-1] == ("checkpoint.tmp.keras", "checkpoint.keras"))
-        with pytest.raises(Crash):
-            train(out=before, data=tiny, resume=True, epochs=2, verbose=0)
+    # crash before the commit point (the state of epoch 2 is written, its checkpoint is not in place):
+    # the previous checkpoint and state stand; resuming discards the leftovers and the log row of epoch 2
+    before = Path(shutil.copytree(after, tmp_path / "before"))
+    shutil.copy(one_epoch / "checkpoint.keras", before / "checkpoint.keras")
+    shutil.copy(one_epoch / "state.json", before / "state.json")
+    shutil.copy(after / "state.json", before / "state.tmp.json")
+    shutil.copy(after / "checkpoint.keras", before / "checkpoint.tmp.keras")
+    assert read_log(before)["loss"].shape == (2,)
+    resumed = train(out=before, resume=True, verbose=0)  # to the run's 1 epoch: nothing to train
+    assert resumed.epochs_done == 1
+    assert (before / "log.csv").read_text() == (one_epoch / "log.csv").read_text()
     assert (before / "checkpoint.keras").read_bytes() == (one_epoch / "checkpoint.keras").read_bytes()
-    assert read_log(before)["loss"].shape == (2,)  # the row of the uncommitted epoch 2
-    resumed = train(out=before, data=tiny, resume=True, epochs=2, verbose=0)
-    assert _same_weights(resumed.model, whole.model)
-    assert (before / "log.csv").read_text() == (tmp_path / "whole" / "log.csv").read_text()
     assert not any((before / name).exists() for name in ("state.tmp.json", "checkpoint.tmp.keras"))
 
 
 # --- 6. damaged run files: one line naming the file and what to do -----------------------------------
 
 
-def test_damaged_run_files_give_one_line(tmp_path, one_epoch, tiny_folder, capsys):
+def test_damaged_run_files_give_one_line(tmp_path, one_epoch, capsys):
     def resume(run):
         return ["train", "--out", str(run), "--resume"]
 
@@ -263,7 +277,7 @@ def test_damaged_run_files_give_one_line(tmp_path, one_epoch, tiny_folder, capsy
 # --- 5. SIGTERM stops training as Ctrl-C does --------------------------------------------------------
 
 
-def test_sigterm_stops_training_and_the_run_resumes(tmp_path, tiny_folder, tiny):
+def test_sigterm_stops_training_and_the_run_resumes(tmp_path, tiny_folder, capsys):
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "lstmcor", "train", "--model", "voxelmorph", "--preset", "ci",
@@ -286,5 +300,6 @@ def test_sigterm_stops_training_and_the_run_resumes(tmp_path, tiny_folder, tiny)
     assert "Traceback" not in err
     done = json.loads((run / "state.json").read_text())["epochs_done"]
     assert 1 <= done < 50
-    resumed = train(out=run, resume=True, epochs=done + 1, verbose=0)
-    assert resumed.epochs_done == done + 1
+    assert main(["train", "--out", str(run), "--resume", "--epochs", str(done + 1)]) == 0, capsys.readouterr().err
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == done + 1
+    assert read_log(run)["val_loss"].shape == (done + 1,)
