@@ -27,7 +27,7 @@ EPILOG_TRAIN = """examples:
   lstmcor train --model voxelmorph --preset ci --out runs/vxm-ci
   lstmcor train --out runs/paper --resume                      # go on after an interruption, same settings
   lstmcor train --out runs/paper --resume --epochs 1200        # train a finished run further
-  lstmcor train --model lstmcor --no-funnel --out runs/no-funnel           # an ablation
+  lstmcor train --model lstmcor --no-funnel --out runs/no-funnel  # an ablation
 
 A --out that holds a run is refused unless --resume continues it or --overwrite deletes it.
 On --resume, the settings left out are the run's (state.json); given ones must equal them.
