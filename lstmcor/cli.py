@@ -131,19 +131,25 @@ def _train(args) -> int:
         if value is not None:
             options[option] = off if isinstance(paper, bool) else value
     changed = [ABLATIONS[k][1] for k, v in options.items() if v != ABLATIONS[k][0]]
-    if args.model not in (None, "lstmcor") and changed:
-        raise ValueError(f"the ablation switches ({', '.join(changed)}) apply to --model lstmcor only.")
+    if args.model not in (None, "lstmcor"):
+        if changed:
+            raise ValueError(f"the ablation switches ({', '.join(changed)}) apply to --model lstmcor only.")
+        options = {}
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out: the run folder to continue.")
     args.out = args.out or str(default_run_folder(args.model or "lstmcor", args.preset or "quick"))
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (main() called from a thread): no handler to install
+        previous = None
     try:
         result = train(args.model, args.preset, args.data, args.out, epochs=args.epochs,
                        steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, learning_rate=args.lr,
                        lam=args.lam, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
                        augment=args.augment, model_options=options or None)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     print(f"trained {result.epochs_done} epochs in {result.seconds:.1f} s; model: {result.out / 'model.keras'}, "
           f"log: {result.out / 'log.csv'}")
     return 0

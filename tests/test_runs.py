@@ -117,13 +117,15 @@ def test_the_default_run_folder_is_new_each_time(tmp_path, monkeypatch, capsys):
     seen = []
 
     def fake_train(model, preset, data, out, **kwargs):  # the command line's choice of folder, without training
-        seen.append(Path(out))
+        seen.append((Path(out), kwargs["model_options"]))
         return training.TrainResult(None, {}, Path(out), 0, 0.0)
 
     monkeypatch.setattr(training, "train", fake_train)
-    assert main(["train", "--model", "voxelmorph", "--preset", "ci"]) == 0, capsys.readouterr().err
-    assert main(["train"]) == 0
-    assert seen == [Path("runs/voxelmorph-ci-20261201-120000-2"), Path("runs/lstmcor-quick-20261201-120000")]
+    assert main(["train", "--model", "voxelmorph", "--preset", "ci", "--recurrence", "convlstm"]) == 0, \
+        capsys.readouterr().err
+    assert main(["train", "--no-funnel"]) == 0
+    assert seen == [(Path("runs/voxelmorph-ci-20261201-120000-2"), None),
+                    (Path("runs/lstmcor-quick-20261201-120000"), {"funnel": False})]
     _fails(["train", "--resume"], capsys, "--resume needs --out")
 
 
