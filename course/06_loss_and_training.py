@@ -530,7 +530,10 @@ for name, settings in PRESETS.items():
 # %%
 runs = {}
 for model_name in ["voxelmorph", "lstmcor"]:
-    result = train(model_name, PRESET, data=ds, out=os.path.join(OUTPUT_DIR, model_name), seed=SEED, verbose=2)
+    # overwrite=True: this notebook trains anew each time it runs (a folder that holds a run is
+    # otherwise refused, so that no run is lost by mistake)
+    result = train(model_name, PRESET, data=ds, out=os.path.join(OUTPUT_DIR, model_name), seed=SEED, verbose=2,
+                   overwrite=True)
     runs[model_name] = result
     print(f"[{PRESET}] {model_name}: {result.epochs_done} epochs in {result.seconds:.1f} s on {device_name()}, "
           f"final training loss {result.history['loss'][-1]:.5f}\n")
@@ -612,19 +615,21 @@ print("\nstate.json:", (run_folder / "state.json").read_text())
 # %%
 small = dict(steps_per_epoch=2, batch_size=2, validation_steps=1, seed=SEED, verbose=0)
 demo = os.path.join(OUTPUT_DIR, "resume_demo")
-first = train("voxelmorph", "ci", data=ds, out=demo, epochs=1, **small)
+first = train("voxelmorph", "ci", data=ds, out=demo, epochs=1, overwrite=True, **small)
 print("after the interruption:", json.loads((first.out / "state.json").read_text())["epochs_done"], "epoch done")
 resumed = train("voxelmorph", "ci", data=ds, out=demo, epochs=2, resume=True, **small)
 print("after resuming:        ", json.loads((resumed.out / "state.json").read_text())["epochs_done"], "epochs done")
 print("log.csv:\n" + (resumed.out / "log.csv").read_text())
-straight = train("voxelmorph", "ci", data=ds, out=os.path.join(OUTPUT_DIR, "straight_demo"), epochs=2, **small)
+straight = train("voxelmorph", "ci", data=ds, out=os.path.join(OUTPUT_DIR, "straight_demo"), epochs=2,
+                 overwrite=True, **small)
 gap = max(float(np.max(np.abs(a - b))) for a, b in zip(resumed.model.get_weights(), straight.model.get_weights()))
 print(f"[{PRESET}] largest weight difference, resumed against uninterrupted: {gap:.2e}")
 
 # %% [markdown]
-# The two runs end with the same weights up to floating-point noise. From a terminal the same is
-# `lstmcor train --model voxelmorph --out <run folder> --resume` (with the same `--epochs` or a
-# larger one to train further).
+# The two runs end with the same weights: bit for bit with TensorFlow on a CPU (the gap printed
+# is 0); GPU kernels may add floating-point noise. From a terminal the same is
+# `lstmcor train --out <run folder> --resume` (the run's settings come from `state.json`; add a
+# larger `--epochs` to train further).
 #
 # ## Summary
 #

@@ -5,6 +5,13 @@ Every sub-command shares its code with the Python API (:func:`lstmcor.training.t
 end with one line on stderr and exit status 2, never a traceback; the line names the command's flags
 (``--skip-bad``, ``--slice``), not the Python arguments behind them (:data:`FLAG_WORDS`).
 
+``lstmcor train`` never destroys a run: a ``--out`` that holds one is refused unless ``--resume``
+continues it or ``--overwrite`` replaces it, and the default ``--out`` is a new folder
+``runs/<model>-<preset>-<YYYYmmdd-HHMMSS>``. Ctrl-C (SIGINT) and SIGTERM (``kill``, a batch
+system's time limit) stop training the same way: the last finished epoch stays committed, one line
+says how to resume, and the exit status is 130 for SIGINT, 143 for SIGTERM (128 + the signal's
+number, as a shell reports it).
+
 A normal run prints no backend chatter (TensorFlow's C++ start-up and optimizer log lines): the
 command raises ``TF_CPP_MIN_LOG_LEVEL`` to 3 and drops the few lines TensorFlow writes while it
 loads whatever that level says. ``--verbose`` (or ``LSTMCOR_VERBOSE=1``) shows them all again, and
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -22,13 +30,18 @@ import warnings
 from pathlib import Path
 
 
-from lstmcor.settings import ABLATIONS, LAMBDA, LEARNING_RATE, MODEL_NAMES, PRESET_NAMES
+from lstmcor.settings import ABLATIONS, LAMBDA, LEARNING_RATE, LOSSES, MODEL_NAMES, PRESET_NAMES
 
 EPILOG_TRAIN = """examples:
-  lstmcor train --model lstmcor --preset quick --out runs/lstmcor
+  lstmcor train --model lstmcor --preset quick                 # into a new runs/lstmcor-quick-<date-time>
   lstmcor train --model voxelmorph --preset ci --out runs/vxm-ci
-  lstmcor train --model lstmcor --preset paper --out runs/paper --resume   # go on after an interruption
-  lstmcor train --model lstmcor --no-funnel --out runs/no-funnel           # an ablation
+  lstmcor train --out runs/paper --resume                      # go on after an interruption, same settings
+  lstmcor train --out runs/paper --resume --epochs 1200        # train a finished run further
+  lstmcor train --model lstmcor --no-funnel --out runs/no-funnel  # an ablation
+
+A --out that holds a run is refused unless --resume continues it or --overwrite deletes it.
+On --resume, the settings left out are the run's (state.json); given ones must equal them.
+Ctrl-C or SIGTERM stops training and keeps the last finished epoch (exit status 130 / 143).
 """
 EPILOG_EVALUATE = """examples:
   lstmcor evaluate --weights runs/lstmcor/model.keras --data default
@@ -61,28 +74,44 @@ def _parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a model on pairs of a data set",
                         description="Train LSTM-COR or VoxelMorph unsupervised (MSE + lambda * Grad, Adam).",
                         epilog=EPILOG_TRAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
-    tr.add_argument("--model", choices=MODEL_NAMES, default="lstmcor", help="network (default lstmcor)")
-    tr.add_argument("--preset", choices=PRESET_NAMES, default="quick",
+    tr.add_argument("--model", choices=MODEL_NAMES, default=None, help="network (default lstmcor)")
+    tr.add_argument("--preset", choices=PRESET_NAMES, default=None,
                     help="ci: seconds; quick: minutes on a laptop CPU (default); paper: 900 epochs, for a GPU")
-    tr.add_argument("--data", default="default", help="'default' (the embedded set) or a data folder")
+    tr.add_argument("--data", default=None, help="'default' (the embedded set; default) or a data folder")
     tr.add_argument("--skip-bad", action="store_true",
                     help="leave out the folder's unreadable or odd files, with a warning, instead of stopping")
-    tr.add_argument("--out", default=None, help="run folder (default runs/<model>-<preset>)")
+    tr.add_argument("--out", default=None,
+                    help="run folder (default: a new runs/<model>-<preset>-<YYYYmmdd-HHMMSS>)")
     tr.add_argument("--epochs", type=int, help="total epochs (overrides the preset)")
     tr.add_argument("--steps-per-epoch", type=int, help="batches per epoch (overrides the preset)")
     tr.add_argument("--batch-size", type=int, help="pairs per batch (overrides the preset; paper: 8)")
-    tr.add_argument("--lr", type=float, default=LEARNING_RATE, help=f"Adam learning rate (default {LEARNING_RATE:g})")
-    tr.add_argument("--lam", type=float, default=LAMBDA,
+    tr.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {LEARNING_RATE:g})")
+    tr.add_argument("--lam", type=float, default=None,
                     help=f"smoothness weight lambda of Eq. 23 (default {LAMBDA:g})")
-    tr.add_argument("--seed", type=int, default=0, help="seed of weights and pairs (default 0)")
-    tr.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    tr.add_argument("--augment", action="store_true", help="random flips and gamma on training pairs")
+    tr.add_argument("--seed", type=int, default=None, help="seed of weights and pairs (default 0)")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue the run in --out from its last checkpoint, with its settings")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="delete the run in --out (checkpoint, state, log, model) and start anew")
+    tr.add_argument("--augment", action="store_true", default=None,
+                    help="random flips and gamma on training pairs")
+    bp = tr.add_argument_group("beyond the paper (both networks)")
+    bp.add_argument("--loss", choices=LOSSES, default=None,
+                    help="image term: mse (Eq. 21, the paper's; default) or ncc (local normalised "
+                         "cross-correlation, window 9: for pairs whose contrast differs; give it its own --lam)")
+    bp.add_argument("--integration-steps", type=int, default=None, metavar="N",
+                    help="0 (default): the head's output is the displacement, as in the paper; N > 0 (7 is usual): "
+                         "it is a velocity integrated by N steps of scaling and squaring, so the map does not fold "
+                         "(up to the discretisation)")
+    bp.add_argument("--devices", default="1", metavar="N|all",
+                    help="train data-parallel on N local devices or all of them (JAX backend; the batch must "
+                         "divide evenly; several hosts: see lstmcor.distribute). Default 1")
     ab = tr.add_argument_group("ablations (LSTM-COR only)")
     for option, (paper, flag, off, help_text) in ABLATIONS.items():
         if isinstance(paper, bool):
-            ab.add_argument(flag, dest=f"ablate_{option}", action="store_true", help=help_text)
+            ab.add_argument(flag, dest=f"ablate_{option}", action="store_true", default=None, help=help_text)
         else:
-            ab.add_argument(flag, dest=f"ablate_{option}", choices=[paper, off], default=paper,
+            ab.add_argument(flag, dest=f"ablate_{option}", choices=[paper, off], default=None,
                             help=f"{help_text} (default {paper})")
 
     ev = sub.add_parser("evaluate", help="score trained models on test pairs (Table 1)",
@@ -120,25 +149,62 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train(args) -> int:
-    from lstmcor.training import train
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program runs so that it stops as Ctrl-C does."""
 
-    options = {}
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _train(args) -> int:
+    from lstmcor.training import default_run_folder, train
+
+    options = {}  # only the switches given: the rest are the paper's, or the resumed run's
     for option, (paper, _, off, _) in ABLATIONS.items():
         value = getattr(args, f"ablate_{option}")
-        options[option] = (not value) if isinstance(paper, bool) else value
+        if value is not None:
+            options[option] = off if isinstance(paper, bool) else value
     changed = [ABLATIONS[k][1] for k, v in options.items() if v != ABLATIONS[k][0]]
-    if args.model != "lstmcor":
+    if args.integration_steps is not None:
+        if args.integration_steps < 0:
+            raise ValueError(f"--integration-steps must be 0 or more, got {args.integration_steps}.")
+        options["integration_steps"] = args.integration_steps
+    if args.model not in (None, "lstmcor"):
         if changed:
             raise ValueError(f"the ablation switches ({', '.join(changed)}) apply to --model lstmcor only.")
-        options = {}
-    out = args.out or f"runs/{args.model}-{args.preset}"
-    result = train(args.model, args.preset, args.data, out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                   batch_size=args.batch_size, learning_rate=args.lr, lam=args.lam, seed=args.seed,
-                   resume=args.resume, augment=args.augment, model_options=options)
+        options = {k: v for k, v in options.items() if k == "integration_steps"}
+    if args.resume and args.out is None:
+        raise ValueError("--resume needs --out: the run folder to continue.")
+    args.out = args.out or str(default_run_folder(args.model or "lstmcor", args.preset or "quick"))
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (main() called from a thread): no handler to install
+        previous = None
+    try:
+        result = train(args.model, args.preset, args.data, args.out, epochs=args.epochs,
+                       steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size, learning_rate=args.lr,
+                       lam=args.lam, loss=args.loss, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
+                       augment=args.augment, model_options=options or None, devices=args.devices)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     print(f"trained {result.epochs_done} epochs in {result.seconds:.1f} s; model: {result.out / 'model.keras'}, "
           f"log: {result.out / 'log.csv'}")
     return 0
+
+
+def _interrupted(args, error: KeyboardInterrupt) -> str:
+    what = "terminated (SIGTERM)" if isinstance(error, Terminated) else "interrupted"
+    if args.command != "train":
+        return f"lstmcor {args.command}: {what}"
+    out = Path(args.out) if getattr(args, "out", None) else None
+    if out is not None and (out / "state.json").exists() and (out / "checkpoint.keras").exists():
+        return (f"lstmcor train: {what}; the last finished epoch is saved: resume with "
+                f"`lstmcor train --out {out} --resume`")
+    where = f" in {out}" if out is not None else ""
+    return (f"lstmcor train: {what} before the first epoch finished; nothing to resume{where}: start again "
+            "(with --overwrite for the same --out)")
 
 
 def _evaluate(args) -> int:
@@ -316,7 +382,7 @@ def _skip_bad_data(args) -> None:
     if getattr(args, "skip_bad", False):
         from lstmcor.data import load_dataset
 
-        args.data = load_dataset(args.data, skip_bad=True)
+        args.data = load_dataset(args.data or "default", skip_bad=True)
 
 
 # Lines TensorFlow writes to file descriptor 2 while it loads, whatever TF_CPP_MIN_LOG_LEVEL says
@@ -393,10 +459,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FloatingPointError, OSError) as error:
         print(f"lstmcor {args.command}: error: {cli_words(str(error), args.command)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"lstmcor {args.command}: interrupted" + (" (resume with --resume)" if args.command == "train" else ""),
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM during training (Terminated)
+        print(_interrupted(args, error), file=sys.stderr)
+        return 143 if isinstance(error, Terminated) else 130
 
 
 if __name__ == "__main__":

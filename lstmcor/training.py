@@ -4,17 +4,42 @@ One code path serves Python (:func:`train`) and the command line (``lstmcor trai
 folder holds everything needed to go on after an interruption:
 
 - ``checkpoint.keras``: the model with its optimizer state, written after every epoch;
-- ``state.json``: the epochs done and the settings of the run;
+- ``state.json``: the epochs done, the settings of the run, and the size and SHA-256 of the
+  checkpoint it belongs to;
 - ``log.csv``: the loss per epoch (Keras's ``CSVLogger``);
 - ``model.keras``: the final model.
 
-``resume=True`` reloads the checkpoint and continues from the next epoch; because each batch is
-drawn from ``(seed, epoch, batch index)`` alone, the resumed run ends with the same weights as a
-run that was never interrupted.
+Nothing is lost by mistake. :func:`train` refuses a folder that already holds a run (any of the
+four files) unless ``resume=True`` continues it or ``overwrite=True`` replaces it; the command
+line's default run folder is new for every run (:func:`default_run_folder`).
+
+Resuming is exact. Each batch is drawn from ``(seed, epoch, batch index)`` alone: the epoch of
+the training and the validation pairs is set from ``fit``'s epoch number at the start of every
+epoch, and ``fit`` does not shuffle the batches. A run stopped after k epochs and resumed to n
+therefore ends with the very weights (bit for bit on the TensorFlow CPU backend, where we tested
+it) and the very ``log.csv`` of a run of n epochs in one go. A resumed run must use the run's
+settings: those left out (``None``) are taken from ``state.json``, and any given that differ from
+it are refused, naming each; a larger ``epochs`` is not a change, it trains further.
+
+Checkpoint and state are committed together, as a two-phase commit on two files:
+
+1. the model is saved to ``checkpoint.tmp.keras`` and flushed to disk;
+2. the new state, which records the size and SHA-256 of that file, to ``state.tmp.json``;
+3. ``checkpoint.tmp.keras`` replaces ``checkpoint.keras`` (``os.replace``, atomic): the commit point;
+4. ``state.tmp.json`` replaces ``state.json``.
+
+A crash before step 3 leaves the previous checkpoint and state untouched (the temporary files
+are discarded on resume). A crash between steps 3 and 4 leaves a ``state.json`` that names
+another checkpoint; resuming sees that ``state.tmp.json`` names the checkpoint now in place and
+finishes the commit (step 4). A ``checkpoint.keras`` that matches neither, because it was damaged
+or truncated, is refused with one line that names it, before Keras reads it. The log row of an
+epoch is written before its commit; resuming drops any row after the last committed epoch.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -28,12 +53,26 @@ from lstmcor.data import RegistrationSet, load_dataset
 from lstmcor.data.batches import PairDataset
 from lstmcor.losses import MSE, NCC, Grad
 from lstmcor.models import build_model
+from lstmcor.distribute import is_chief, process_share
+from lstmcor.distribute import setup as setup_devices
 from lstmcor.runtime import device_name, jit_setting
-from lstmcor.settings import LAMBDA, LEARNING_RATE, LOSSES, PRESETS
+from lstmcor.settings import ABLATIONS, LAMBDA, LEARNING_RATE, LOSSES, PRESETS
 
-__all__ = ["LAMBDA", "LEARNING_RATE", "PRESETS", "EpochCheckpoint", "NaNStop", "TrainResult", "compile_model",
-           "device_name", "read_log", "resolve_settings", "similarity_loss", "train"]
+__all__ = ["LAMBDA", "LEARNING_RATE", "PRESETS", "RUN_FILES", "EpochCheckpoint", "FitEpochs", "NaNStop",
+           "TrainResult", "compile_model", "default_run_folder", "device_name", "read_log", "resolve_settings",
+           "similarity_loss", "train"]
 
+#: The files of a run folder; any of them present means the folder holds a run.
+RUN_FILES: tuple[str, ...] = ("checkpoint.keras", "state.json", "log.csv", "model.keras")
+_TEMP_FILES = ("checkpoint.tmp.keras", "state.tmp.json", "model.tmp.keras")
+#: The settings a resumed run must share with the run (``epochs`` may grow).
+_SETTINGS = ("model", "preset", "data", "seed", "learning_rate", "lambda", "loss", "augment", "model_options",
+             "steps_per_epoch", "batch_size", "validation_steps")
+#: Settings added after runs were first written, with the value those runs had.
+_LATER_SETTINGS = {"loss": "mse"}
+_STATE_KEYS = ("epochs_done", "epochs", "input_shape", *_SETTINGS)
+#: How a setting of state.json is called in train()'s arguments (and, mostly, on the command line).
+_ARGUMENT = {"learning_rate": "learning_rate (--lr)", "lambda": "lam (--lam)"}
 
 
 @dataclasses.dataclass
@@ -65,8 +104,62 @@ class NaNStop(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class FitEpochs(keras.callbacks.Callback):
+    """Sets the epoch of :class:`PairDataset` s from ``fit``'s epoch number at the start of each epoch.
+
+    So the pairs of an epoch, training and validation, depend on the epoch number alone, however
+    many times Keras calls the datasets' ``on_epoch_end`` (evaluation calls it twice per epoch)
+    and wherever a resumed run starts.
+    """
+
+    def __init__(self, *datasets: PairDataset):
+        super().__init__()
+        self.datasets = datasets
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for dataset in self.datasets:
+            dataset.set_epoch(epoch)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _flush_to_disk(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _write_json(path: Path, data: dict) -> None:
+    with open(path, "w") as f:
+        f.write(json.dumps(data, indent=2))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open a folder; its renames are durable enough here
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the model, optimizer included, and ``state.json`` after every finished epoch."""
+    """Commits the model, optimizer included, and ``state.json`` after every finished epoch.
+
+    The two-phase commit of the module docstring: temporary files first, then two ``os.replace``,
+    the state recording the size and SHA-256 of the checkpoint it belongs to.
+    """
 
     def __init__(self, out: Path, settings: dict, nan_stop: NaNStop):
         super().__init__()
@@ -75,12 +168,19 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.nan_stop.where is not None:
             return  # never overwrite the last good checkpoint with NaN weights
-        path = self.out / "checkpoint.keras"
-        tmp = self.out / "checkpoint.tmp.keras"
-        self.model.save(tmp)
-        os.replace(tmp, path)  # an interruption mid-save leaves the previous checkpoint intact
-        state = {"epochs_done": epoch + 1, **self.settings}
-        (self.out / "state.json").write_text(json.dumps(state, indent=2))
+        commit_checkpoint(self.model, self.out, {"epochs_done": epoch + 1, **self.settings})
+
+
+def commit_checkpoint(model: keras.Model, out: Path, state: dict) -> None:
+    """Write ``checkpoint.keras`` and ``state.json`` of ``out`` as one step (see the module docstring)."""
+    tmp_checkpoint, tmp_state = out / "checkpoint.tmp.keras", out / "state.tmp.json"
+    model.save(tmp_checkpoint)
+    _flush_to_disk(tmp_checkpoint)
+    record = {"file": "checkpoint.keras", "bytes": tmp_checkpoint.stat().st_size, "sha256": _sha256(tmp_checkpoint)}
+    _write_json(tmp_state, {**state, "checkpoint": record})
+    os.replace(tmp_checkpoint, out / "checkpoint.keras")  # the commit point
+    os.replace(tmp_state, out / "state.json")
+    _sync_folder(out)
 
 
 def similarity_loss(name: str = "mse") -> keras.losses.Loss:
@@ -110,106 +210,303 @@ def resolve_settings(preset: str, **overrides) -> dict:
     """The preset's settings with any non-None override applied."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: choose one of {sorted(PRESETS)}.")
-    settings = dict(PRESETS[preset])
+    return _apply_overrides(dict(PRESETS[preset]), overrides)
+
+
+def _apply_overrides(settings: dict, overrides: dict) -> dict:
     for key, value in overrides.items():
         if value is not None:
             if key in ("epochs", "steps_per_epoch", "batch_size", "validation_steps") and int(value) < 1:
                 raise ValueError(f"{key} must be >= 1, got {value}.")
-            settings[key] = value
+            settings[key] = int(value) if key in ("epochs", "steps_per_epoch", "batch_size",
+                                                  "validation_steps") else value
     return settings
 
 
+def default_run_folder(model: str = "lstmcor", preset: str = "quick", root: str | os.PathLike = "runs") -> Path:
+    """A run folder that does not exist yet: ``<root>/<model>-<preset>-<YYYYmmdd-HHMMSS>`` (``-2``... if taken)."""
+    base = Path(root) / f"{model}-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, k = base, 2
+    while path.exists():
+        path, k = base.with_name(f"{base.name}-{k}"), k + 1
+    return path
+
+
+def _held_files(out: Path) -> list[str]:
+    return [name for name in RUN_FILES if (out / name).exists()]
+
+
+def _full_options(model: str, options: dict) -> dict:
+    """The builder's switches with the paper's values filled in, so {} and the paper's values compare equal."""
+    paper = {k: v[0] for k, v in ABLATIONS.items()} if model == "lstmcor" else {}
+    return {**paper, "integration_steps": 0, **options}
+
+
+def _same_data(old: str, new: str) -> bool:
+    if old == new:
+        return True
+    if old == "default" or new == "default":
+        return False
+    try:
+        return Path(old).resolve() == Path(new).resolve()
+    except OSError:
+        return False
+
+
+def _damaged(path: Path, what: str) -> ValueError:
+    return ValueError(f"cannot resume: '{path}' {what}; restore the file from a copy, or start the run again "
+                      "with --overwrite (overwrite=True) or another --out.")
+
+
+def _read_state(out: Path) -> dict:
+    """``state.json`` of a run folder, after finishing a commit that a crash interrupted; checks its keys."""
+    checkpoint, state_path, pending = out / "checkpoint.keras", out / "state.json", out / "state.tmp.json"
+    if pending.exists():
+        try:
+            record = json.loads(pending.read_text())["checkpoint"]
+            finished = checkpoint.exists() and record["sha256"] == _sha256(checkpoint)
+        except (ValueError, KeyError, TypeError):
+            finished = False  # written in part: its checkpoint was never put in place
+        if finished:
+            os.replace(pending, state_path)  # step 4 of the commit, which the crash interrupted
+        else:
+            pending.unlink()
+    (out / "checkpoint.tmp.keras").unlink(missing_ok=True)
+    if not checkpoint.exists() or not state_path.exists():
+        missing = " and ".join(f.name for f in (checkpoint, state_path) if not f.exists())
+        raise FileNotFoundError(
+            f"cannot resume: no {missing} in '{out}' (no epoch of a run finished there). Start without --resume "
+            "(with --overwrite if the folder holds files of a run), or point --out at the run folder.")
+    try:
+        state = json.loads(state_path.read_text())
+    except UnicodeDecodeError:
+        raise _damaged(state_path, "is not text (damaged)") from None
+    except json.JSONDecodeError as error:
+        raise _damaged(state_path, f"is not valid JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(state, dict):
+        raise _damaged(state_path, f"holds a JSON {type(state).__name__}, not the run's state")
+    for key, value in _LATER_SETTINGS.items():
+        state.setdefault(key, value)
+    missing = [key for key in _STATE_KEYS if key not in state]
+    if missing:
+        raise _damaged(state_path, f"lacks {', '.join(missing)} (edited or damaged)")
+    record = state.get("checkpoint")  # absent in runs written before lstmcor recorded it
+    if record is not None:
+        size = checkpoint.stat().st_size
+        if not isinstance(record, dict) or "sha256" not in record:
+            raise _damaged(state_path, "has a damaged 'checkpoint' entry")
+        if record.get("bytes") not in (None, size):
+            raise _damaged(checkpoint, f"is damaged or truncated: it has {size} bytes, but state.json recorded "
+                                       f"{record['bytes']} bytes for the checkpoint of epoch {state['epochs_done']}")
+        if _sha256(checkpoint) != record["sha256"]:
+            raise _damaged(checkpoint, "is damaged: its SHA-256 differs from the one state.json recorded for the "
+                                       f"checkpoint of epoch {state['epochs_done']}")
+    return state
+
+
+def _load_checkpoint(path: Path) -> keras.Model:
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # zip, HDF5, JSON and config errors all mean the same to a user
+        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
+        raise _damaged(path, f"cannot be loaded ({type(error).__name__}{': ' + reason if reason else ''})") from None
+
+
+def _trim_log(path: Path, epochs_done: int) -> None:
+    """Drop rows of epochs after the last committed one (a crash between the log and the commit)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    if not lines:
+        return
+    keep = [lines[0]] + [line for line in lines[1:] if line.strip() and int(float(line.split(",")[0])) < epochs_done]
+    if keep != lines:
+        path.write_text("".join(keep))
+
+
+def _show(value) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
 def train(
-    model: str = "lstmcor",
-    preset: str = "quick",
-    data: str | os.PathLike | RegistrationSet = "default",
-    out: str | os.PathLike = "runs/lstmcor",
+    model: str | None = None,
+    preset: str | None = None,
+    data: str | os.PathLike | RegistrationSet | None = None,
+    out: str | os.PathLike | None = None,
     *,
     epochs: int | None = None,
     steps_per_epoch: int | None = None,
     batch_size: int | None = None,
     validation_steps: int | None = None,
-    learning_rate: float = LEARNING_RATE,
-    lam: float = LAMBDA,
-    seed: int = 0,
+    learning_rate: float | None = None,
+    lam: float | None = None,
+    loss: str | None = None,
+    seed: int | None = None,
     resume: bool = False,
-    augment: bool = False,
+    overwrite: bool = False,
+    augment: bool | None = None,
     model_options: dict | None = None,
     jit_compile="auto",
     verbose: int | str = "auto",
+    devices: int | str = 1,
 ) -> TrainResult:
     """Train a registration model unsupervised on inter-subject pairs.
 
+    A setting left at ``None`` takes its default on a new run, and the run's value (from
+    ``state.json``) on a resumed one; a given setting that differs from the run's is refused.
+
     Args:
-        model: ``"lstmcor"`` or ``"voxelmorph"``.
-        preset: ``"ci"``, ``"quick"`` or ``"paper"``; the keyword arguments below override it.
-        data: ``"default"`` (the embedded set), a folder, or a loaded :class:`RegistrationSet`.
-        out: run folder (created); holds the checkpoint, log and final model.
+        model: ``"lstmcor"`` (default) or ``"voxelmorph"``.
+        preset: ``"ci"``, ``"quick"`` (default) or ``"paper"``; the keyword arguments below override it.
+        data: ``"default"`` (the embedded set, default), a folder, or a loaded :class:`RegistrationSet`.
+        out: run folder (created); holds the checkpoint, log and final model. Default: a new
+            :func:`default_run_folder`. A folder that holds a run is refused unless ``resume`` or
+            ``overwrite``.
         epochs: total epochs of the run (a resumed run continues up to this number).
         steps_per_epoch, batch_size, validation_steps: batches per epoch, pairs per batch,
             validation batches per epoch.
-        learning_rate: Adam's step size (1e-4, as VoxelMorph).
-        lam: weight of the smoothness term (Eq. 23).
-        seed: seeds the weights and the pairs drawn; the same seed repeats a run.
-        resume: continue from ``out/checkpoint.keras``.
-        augment: random flips and gamma on the training pairs.
-        model_options: extra arguments of the model builder (ablation switches).
+        learning_rate: Adam's step size (default 1e-4, as VoxelMorph).
+        lam: weight of the smoothness term (Eq. 23; default 0.01).
+        loss: the image term, ``"mse"`` (Eq. 21; default) or ``"ncc"`` (local NCC, window 9).
+        seed: seeds the weights and the pairs drawn (default 0); the same seed repeats a run.
+        resume: continue the run in ``out`` from its last checkpoint, exactly as if never stopped.
+        overwrite: delete the run in ``out`` (its checkpoint, state, log and model) and start anew.
+        augment: random flips and gamma on the training pairs (default False).
+        model_options: arguments of the model builder that differ from the paper's model (ablation
+            switches); on resume, applied over the run's.
         jit_compile: ``"auto"``, True or False.
         verbose: Keras's progress bar setting.
+        devices: train data-parallel on this many local devices, or ``"all"`` (JAX only; the
+            batch must divide evenly; see :mod:`lstmcor.distribute`). Not a setting of the run:
+            a run may be resumed on another number of devices.
 
     Returns:
         A :class:`TrainResult` with the trained model and the loss history.
+
+    Raises:
+        FileExistsError: ``out`` holds a run and neither ``resume`` nor ``overwrite`` was given.
+        FileNotFoundError: ``resume`` without a checkpoint in ``out``.
+        ValueError: bad settings, settings that differ from the resumed run's, or a damaged run
+            state (the message names the file).
+        FloatingPointError: the loss became NaN or infinite.
     """
-    settings = resolve_settings(preset, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                                batch_size=batch_size, validation_steps=validation_steps)
-    out = Path(out)
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other: --resume continues the run, --overwrite "
+                         "deletes it.")
+    if resume and out is None:
+        raise ValueError("resume needs the run folder: give --out (out=...).")
+    given = {"model": model, "preset": preset, "seed": seed, "learning_rate": learning_rate, "lambda": lam,
+             "loss": loss,
+             "augment": augment, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
+             "validation_steps": validation_steps}
+    out = Path(out) if out is not None else default_run_folder(model or "lstmcor", preset or "quick")
+    checkpoint = out / "checkpoint.keras"
+    held = [] if resume else _held_files(out)
+    if held and not overwrite:
+        raise FileExistsError(f"'{out}' holds a run ({', '.join(held)}): continue it with --resume "
+                              "(resume=True), replace it with --overwrite (overwrite=True), or give another --out.")
+    state = None
+    if resume:
+        state = _read_state(out)
+        changed = [f"{_ARGUMENT.get(key, key)} {_show(state[key])} -> {_show(value)}"
+                   for key, value in given.items() if value is not None and value != state[key]]
+        if data is not None:
+            name = str(data.name) if isinstance(data, RegistrationSet) else str(data)
+            if not _same_data(str(state["data"]), name):
+                changed.append(f"data {_show(state['data'])} -> {_show(name)}")
+        old_options = dict(state["model_options"])
+        new_options = json.loads(json.dumps({**old_options, **(model_options or {})}))  # tuples as in JSON
+        full_old, full_new = _full_options(state["model"], old_options), _full_options(state["model"], new_options)
+        changed += [f"model_options[{key!r}] {_show(full_old.get(key))} -> {_show(full_new.get(key))}"
+                    for key in sorted(set(full_old) | set(full_new)) if full_old.get(key) != full_new.get(key)]
+        if changed:
+            raise ValueError(f"cannot resume '{out}' with settings that differ from the run's: {'; '.join(changed)}. "
+                             "Leave them out to keep the run's (state.json), or start a new run in another --out.")
+        if epochs is not None and int(epochs) < int(state["epochs_done"]):
+            raise ValueError(f"cannot resume '{out}' to {epochs} epochs: the run has done {state['epochs_done']}. "
+                             "Give a larger --epochs, or leave it out.")
+        model, preset, seed = state["model"], state["preset"], int(state["seed"])
+        learning_rate, lam, augment = float(state["learning_rate"]), float(state["lambda"]), bool(state["augment"])
+        loss = str(state["loss"])
+        model_options = old_options
+        settings = _apply_overrides({k: int(state[k]) for k in ("epochs", "steps_per_epoch", "batch_size",
+                                                                "validation_steps")}, {"epochs": epochs})
+        if data is None:
+            data = state["data"]
+            if data != "default" and not Path(data).exists():
+                raise FileNotFoundError(f"cannot resume '{out}': the run's data '{data}' is not found from here; "
+                                        "give it with --data (data=...).")
+        distribution = setup_devices(devices, settings["batch_size"])
+        with _scope(distribution):
+            net = _load_checkpoint(checkpoint)  # a damaged checkpoint is named before the data is read
+    else:
+        model, preset, data = model or "lstmcor", preset or "quick", "default" if data is None else data
+        learning_rate = LEARNING_RATE if learning_rate is None else float(learning_rate)
+        lam = LAMBDA if lam is None else float(lam)
+        loss = loss or "mse"
+        similarity_loss(loss)  # an unknown loss is refused before anything is read or deleted
+        seed, augment, model_options = int(seed or 0), bool(augment), dict(model_options or {})
+        settings = resolve_settings(preset, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
+                                    validation_steps=validation_steps)
+        distribution = setup_devices(devices, settings["batch_size"])
     dataset = data if isinstance(data, RegistrationSet) else load_dataset(data)
     shape = tuple(int(s) for s in dataset.images.shape[1:3])
-    checkpoint = out / "checkpoint.keras"
-    state_path = out / "state.json"
+    if state is not None and list(shape) != list(state["input_shape"]):
+        raise ValueError(f"cannot resume '{out}': its data has images of {list(shape)} pixels, the run's had "
+                         f"{state['input_shape']}.")
     record = {
-        "model": model, "preset": preset, "data": str(dataset.name), "seed": int(seed),
-        "learning_rate": float(learning_rate), "lambda": float(lam), "augment": bool(augment),
-        "model_options": model_options or {}, "input_shape": list(shape), **settings,
+        "model": model, "preset": preset, "data": str(dataset.name), "seed": seed,
+        "learning_rate": learning_rate, "lambda": lam, "loss": loss, "augment": augment,
+        "model_options": model_options, "input_shape": list(shape), **settings,
     }
 
-    keras.utils.set_random_seed(int(seed))
+    keras.utils.set_random_seed(seed)
     initial_epoch = 0
     if resume:
-        if not checkpoint.exists() or not state_path.exists():
-            raise FileNotFoundError(
-                f"cannot resume: no checkpoint in '{out}'. Start without --resume, or point --out at the run folder."
-            )
-        state = json.loads(state_path.read_text())
-        if state.get("model") != model:
-            raise ValueError(f"cannot resume: '{out}' holds a {state.get('model')} run, not {model}.")
         initial_epoch = int(state["epochs_done"])
-        net = keras.saving.load_model(checkpoint, safe_mode=True)
+        _trim_log(out / "log.csv", initial_epoch)
     else:
+        for name in held + list(_TEMP_FILES):  # overwrite, once the settings and the data are known good
+            (out / name).unlink(missing_ok=True)
+        with _scope(distribution):
+            net = build_model(model, input_shape=shape, **model_options)
+            compile_model(net, learning_rate, lam, jit_compile, loss=loss)
         out.mkdir(parents=True, exist_ok=True)
-        net = build_model(model, input_shape=shape, **(model_options or {}))
-        compile_model(net, learning_rate, lam, jit_compile)
 
+    with _scope(distribution):
+        share = process_share(settings["batch_size"])  # the whole batch on one host
     train_pairs = PairDataset(dataset, "train", settings["batch_size"], settings["steps_per_epoch"],
-                              seed=seed, augment=augment)
-    val_pairs = PairDataset(dataset, "val", settings["batch_size"], settings["validation_steps"], seed=seed + 1)
-    train_pairs.epoch = val_pairs.epoch = initial_epoch
+                              seed=seed, augment=augment, share=share)
+    val_pairs = PairDataset(dataset, "val", settings["batch_size"], settings["validation_steps"], seed=seed + 1,
+                            share=share)
+    train_pairs.set_epoch(initial_epoch)
+    val_pairs.set_epoch(initial_epoch)
 
     nan_stop = NaNStop()
-    callbacks = [
-        nan_stop,
-        EpochCheckpoint(out, record, nan_stop),
-        keras.callbacks.CSVLogger(str(out / "log.csv"), append=resume),
-    ]
+    with _scope(distribution):
+        chief = is_chief()  # with several hosts, only process 0 writes the log and the checkpoints
+    callbacks = [FitEpochs(train_pairs, val_pairs), nan_stop]
+    if chief:
+        callbacks += [
+            keras.callbacks.CSVLogger(str(out / "log.csv"), append=resume),  # the row first, then the commit
+            EpochCheckpoint(out, record, nan_stop),
+        ]
     if verbose:
-        print(f"Training {model} ({net.count_params():,} weights) on {device_name()} with the "
+        where = device_name() if distribution is None else f"{distribution.num_model_replicas} devices"
+        print(f"Training {model} ({net.count_params():,} weights) on {where} with the "
               f"{keras.backend.backend()} backend: epochs {initial_epoch + 1}-{settings['epochs']}, "
               f"{settings['steps_per_epoch']} batches of {settings['batch_size']} pairs each; run folder {out}")
     start = time.perf_counter()
     history = {}
     if initial_epoch < settings["epochs"]:
-        fit = net.fit(train_pairs, validation_data=val_pairs, epochs=settings["epochs"],
-                      initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
+        # shuffle=False: the batches' order is fixed; their pairs already differ per epoch (FitEpochs)
+        with _scope(distribution):
+            fit = net.fit(train_pairs, validation_data=val_pairs, epochs=settings["epochs"], shuffle=False,
+                          initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
         history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
     seconds = time.perf_counter() - start
     if nan_stop.where is not None:
@@ -219,9 +516,17 @@ def train(
             f"Lower the learning rate or check the data for bad images; the last good checkpoint is "
             f"{checkpoint if checkpoint.exists() else 'not written yet'}."
         )
-    net.save(out / "model.keras")
+    if chief:
+        net.save(out / "model.tmp.keras")
+        os.replace(out / "model.tmp.keras", out / "model.keras")
+    state_path = out / "state.json"
     done = json.loads(state_path.read_text())["epochs_done"] if state_path.exists() else initial_epoch
     return TrainResult(net, history, out, int(done), seconds)
+
+
+def _scope(distribution):
+    """The distribution's scope (data-parallel training), or nothing on one device."""
+    return distribution.scope() if distribution is not None else contextlib.nullcontext()
 
 
 def read_log(run: str | os.PathLike) -> dict[str, np.ndarray]:

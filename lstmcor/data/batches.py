@@ -15,13 +15,16 @@ class PairDataset(keras.utils.PyDataset):
     ``[B, H, W, 1]`` float32, ``zeros`` is ``[B, H, W, 2]``. The pairs of batch ``i`` come from
     ``seed``, the epoch counter and ``i`` only: the same ``i`` in the same epoch gives the same
     batch, and ``on_epoch_end`` (called by ``fit``) moves to fresh pairs for the next epoch.
+    :meth:`set_epoch` sets the epoch instead and stops ``on_epoch_end`` from moving it; the trainer
+    uses it so that an epoch's pairs depend on ``fit``'s epoch number alone (Keras's evaluation
+    calls ``on_epoch_end`` twice per epoch, so counting calls would not).
     ``steps_per_epoch=None`` gives one pass over the split's images as moving images
     (ceil(n / batch_size) batches). ``augment=True`` flips both images of a pair left-right
     together (half of the pairs) and applies an independent random gamma to each image.
     """
 
     def __init__(self, dataset, split="train", batch_size=8, steps_per_epoch=None, seed=0,
-                 augment=False, **kwargs):
+                 augment=False, share: tuple[int, int] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.dataset = dataset
         self.split = split
@@ -34,6 +37,11 @@ class PairDataset(keras.utils.PyDataset):
         self.seed = int(seed)
         self.augment = bool(augment)
         self.epoch = 0
+        self.epoch_is_set = False
+        # (first, count): the part of every batch this process feeds when several hosts train together
+        self.share = (0, self.batch_size) if share is None else (int(share[0]), int(share[1]))
+        if self.share[0] < 0 or self.share[1] < 1 or sum(self.share) > self.batch_size:
+            raise ValueError(f"share {share} is not a part of a batch of {self.batch_size} pairs")
         self._subj = np.array([dataset.subjects[i] for i in self.members])
 
     def __len__(self):
@@ -64,8 +72,16 @@ class PairDataset(keras.utils.PyDataset):
                 a, b = _augment_pair(a, b, aug_rng)
             mov[k, ..., 0] = a
             fix[k, ..., 0] = b
+        first, count = self.share  # every host draws the whole batch, so the parts never overlap
+        mov, fix = mov[first:first + count], fix[first:first + count]
         zeros = np.zeros(mov.shape[:3] + (2,), np.float32)
         return (mov, fix), (fix, zeros)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the pairs of epoch ``epoch`` from now on; ``on_epoch_end`` no longer advances the epoch."""
+        self.epoch = int(epoch)
+        self.epoch_is_set = True
+
     def on_epoch_end(self):
-        self.epoch += 1
+        if not self.epoch_is_set:
+            self.epoch += 1
