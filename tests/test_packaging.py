@@ -218,6 +218,7 @@ def test_a_regular_install_holds_every_module(tmp_path):
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, source / name)
     shutil.copytree(PACKAGE, source / "lstmcor", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "tools" / "jupyterlab", source / "tools" / "jupyterlab")
     wheel_dir = tmp_path / "wheel"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                     "-w", str(wheel_dir), str(source)], check=True, capture_output=True, timeout=300)
@@ -226,6 +227,8 @@ def test_a_regular_install_holds_every_module(tmp_path):
     expected = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
     assert expected and expected <= names, sorted(expected - names)
     assert "lstmcor/py.typed" in names
+    overrides = "lstmcor-0.1.0.data/data/share/jupyter/lab/settings/overrides.d/lstmcor.json"
+    assert overrides in names, sorted(n for n in names if ".data/" in n)
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
                     str(wheel)], check=True, capture_output=True, timeout=300)
@@ -235,3 +238,24 @@ def test_a_regular_install_holds_every_module(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith(str(target))
+
+
+def test_jupyterlab_opens_chapters_as_notebooks(tmp_path):
+    """The settings file `pip install` puts into overrides.d makes .py files open as Jupytext notebooks,
+    as JupyterLab's own settings reader sees it."""
+    import shutil
+    import tomllib
+
+    from jupyterlab_server.settings_utils import _get_overrides
+
+    files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    (folder, sources), = files.items()
+    assert folder == "share/jupyter/lab/settings/overrides.d"
+    app_settings = tmp_path / "share" / "jupyter" / "lab" / "settings"
+    (app_settings / "overrides.d").mkdir(parents=True)
+    for source in sources:
+        shutil.copy(ROOT / source, app_settings / "overrides.d")
+    overrides, error = _get_overrides(str(app_settings))
+    assert not error
+    viewers = overrides["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]
+    assert viewers["python"] == "Jupytext Notebook"
