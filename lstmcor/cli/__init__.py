@@ -1,9 +1,10 @@
-"""The ``lstmcor`` command line: train, evaluate and register.
+"""The ``lstmcor`` command line: train, evaluate, register and sweep.
 
 Every sub-command shares its code with the Python API (:func:`lstmcor.training.train`,
-:func:`lstmcor.evaluation.evaluate`, :func:`lstmcor.registration.register`). Bad files, shapes or weights
-end with one line on stderr and exit status 2, never a traceback; the line names the command's flags
-(``--skip-bad``, ``--slice``), not the Python arguments behind them (:data:`FLAG_WORDS`).
+:func:`lstmcor.evaluation.evaluate`, :func:`lstmcor.registration.register`, :func:`lstmcor.sweep.sweep`).
+Bad files, shapes or weights end with one line on stderr and exit status 2, never a traceback; the
+line names the command's flags (``--skip-bad``, ``--slice``), not the Python arguments behind them
+(:data:`FLAG_WORDS`).
 
 ``lstmcor train`` never destroys a run: a ``--out`` that holds one is refused unless ``--resume``
 continues it or ``--overwrite`` replaces it, and the default ``--out`` is a new folder
@@ -29,16 +30,17 @@ import time  # noqa: F401  (lstmcor.cli.time: the clock of the default folder na
 import warnings
 
 from lstmcor.cli.commands import (  # noqa: F401  (re-exported: lstmcor.cli.<name>)
-    Terminated, _check_outputs, _default_evaluation_folder, _evaluate, _interrupted, _register, _same_file, _train,
+    Terminated, _check_outputs, _default_evaluation_folder, _evaluate, _interrupted, _register, _same_file, _sweep,
+    _train,
 )
 from lstmcor.cli.messages import (  # noqa: F401
     _CHATTER, _FLAG_WORDS_2D, _FRACTIONS, FLAG_WORDS, _backend_log_level, _quiet_backend, _show_warnings_as_cli,
     _skip_bad_data, cli_words,
 )
-from lstmcor.cli.parser import EPILOG_EVALUATE, EPILOG_REGISTER, EPILOG_TRAIN, _parser  # noqa: F401
+from lstmcor.cli.parser import EPILOG_EVALUATE, EPILOG_REGISTER, EPILOG_SWEEP, EPILOG_TRAIN, _parser  # noqa: F401
 
 __all__ = ["FLAG_WORDS", "Terminated", "cli_words", "main"]
-_COMMANDS = {"train": _train, "evaluate": _evaluate, "register": _register}
+_COMMANDS = {"train": _train, "evaluate": _evaluate, "register": _register, "sweep": _sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The sub-commands of ``lstmcor``: ``train``, ``evaluate`` and ``register``, and how they stop.
+"""The sub-commands of ``lstmcor``: ``train``, ``evaluate``, ``register`` and ``sweep``, and how they stop.
 
 Each takes the parsed arguments of :mod:`lstmcor.cli.parser` and calls the Python API; Keras is
 imported inside them, so that ``lstmcor --help`` starts no backend. ``register`` checks every
@@ -143,9 +143,9 @@ def _check_outputs(args) -> dict[str, str]:
     return outputs
 
 
-def _default_evaluation_folder() -> Path:
-    """``runs/evaluation-<YYYYmmdd-HHMMSS>`` in the working folder (never beside the weights), not yet used."""
-    base = Path("runs") / f"evaluation-{time.strftime('%Y%m%d-%H%M%S')}"
+def _default_evaluation_folder(kind: str = "evaluation") -> Path:
+    """``runs/<kind>-<YYYYmmdd-HHMMSS>`` in the working folder (never beside the weights), not yet used."""
+    base = Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
     out, k = base, 1
     while out.exists():
         k += 1
@@ -194,3 +194,22 @@ def _register(args) -> int:
     return 0
 
 
+
+
+def _sweep(args) -> int:
+    from lstmcor.sweep import sweep, variants
+
+    variants(args.models, args.ablations)  # an unknown ablation is named before anything is trained
+    model_options = {}
+    if args.integration_steps is not None:
+        if args.integration_steps < 0:
+            raise ValueError(f"--integration-steps must be 0 or more, got {args.integration_steps}.")
+        model_options["integration_steps"] = args.integration_steps
+    given = {"learning_rate": args.lr, "lam": args.lam, "loss": args.loss}
+    out = Path(args.out) if args.out else _default_evaluation_folder("sweep")
+    result = sweep(args.models, args.seeds, args.ablations, preset=args.preset, data=args.data, out=out,
+                   n_pairs=args.pairs or None, train_options={k: v for k, v in given.items() if v is not None},
+                   model_options=model_options or None)
+    print(f"\n{result.table}\n\n{result.tests}")
+    print(f"\nresults written to {out}: runs.csv (per run), table.md, tests.md; runs in {out}/<variant>-s<seed>")
+    return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from lstmcor.settings import ABLATIONS, LAMBDA, LEARNING_RATE, LOSSES, MODEL_NAMES, PRESET_NAMES
+from lstmcor.settings import ABLATION_RUNS, ABLATIONS, LAMBDA, LEARNING_RATE, LOSSES, MODEL_NAMES, PRESET_NAMES
 
 EPILOG_TRAIN = """examples:
   lstmcor train --model lstmcor --preset quick                 # into a new runs/lstmcor-quick-<date-time>
@@ -35,6 +35,18 @@ holds the displacement in pixels, [H, W, 2], channel 0 along the first array axi
 moved(p) = moving(p + flow(p)). Labels are warped by nearest neighbour and written with an
 integer type that holds their ids.
 """
+EPILOG_SWEEP = """examples:
+  lstmcor sweep --models voxelmorph lstmcor --seeds 0 1 2                  # into a new runs/sweep-<date-time>
+  lstmcor sweep --models lstmcor --seeds 0 1 2 --ablations no_funnel conv --out runs/ablations
+  lstmcor sweep --models voxelmorph lstmcor --seeds 0 1 2 --integration-steps 7
+  lstmcor sweep --models voxelmorph --seeds 0 1 --preset ci --pairs 2 --out runs/sweep-ci  # seconds
+
+Each variant is trained once per seed, in <out>/<variant>-s<seed>, then all are scored on the same
+seeded test pairs. Written to --out: runs.csv (one row per variant and seed), table.md (mean +/- std
+over seeds) and tests.md (each variant against the first: difference of mean Dice, its seed-to-seed
+std, Wilcoxon p over the test pairs). Run the same command again to continue a stopped sweep: the
+finished runs are kept, an unfinished one is resumed.
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="lstmcor",
         description="Unsupervised deformable registration of 2D brain MRI: LSTM-COR against VoxelMorph.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,register}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,register,sweep}")
 
     tr = sub.add_parser("train", help="train a model on pairs of a data set",
                         description="Train LSTM-COR or VoxelMorph unsupervised (MSE + lambda * Grad, Adam).",
@@ -116,9 +128,41 @@ def _parser() -> argparse.ArgumentParser:
     rg.add_argument("--moved-labels", help="where to write the warped labels (.nii or .nii.gz)")
     rg.add_argument("--slice", type=int, dest="slice_index", help="slice of 3D volumes to register")
     rg.add_argument("--axis", type=int, default=2, help="axis of --slice (default 2)")
-    for command in (tr, ev, rg):
+    _sweep_parser(sub)
+    for command in (tr, ev, rg, sub.choices["sweep"]):
         command.add_argument("--verbose", action="store_true",
                              help="show the backend's own log lines (TensorFlow's); also LSTMCOR_VERBOSE=1")
     return parser
 
 
+
+
+def _sweep_parser(sub) -> None:
+    """``lstmcor sweep``: models x seeds (x ablations), trained, scored and compared (:func:`lstmcor.sweep.sweep`)."""
+    sw = sub.add_parser(
+        "sweep", help="train models over several seeds and test their differences against seed noise",
+        description="Train every model (and LSTM-COR ablation) with every seed, score all runs on the same\n"
+                    "test pairs, and say whether each difference to the first model exceeds the seed-to-seed\n"
+                    "variation: one trained network is one draw. Prints the table (mean +/- std over seeds)\n"
+                    "and the tests, and writes them to --out.",
+        epilog=EPILOG_SWEEP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sw.add_argument("--models", nargs="+", choices=MODEL_NAMES, required=True, metavar="MODEL",
+                    help=f"networks ({', '.join(MODEL_NAMES)}); the first is the reference of the tests")
+    sw.add_argument("--seeds", nargs="+", type=int, required=True, metavar="SEED",
+                    help="training seeds (three or more for a spread)")
+    ablations = [name.removeprefix("lstmcor_") for name in ABLATION_RUNS]
+    sw.add_argument("--ablations", nargs="+", default=None, metavar="NAME",
+                    help=f"LSTM-COR ablations to add as variants: {', '.join(ablations)}")
+    sw.add_argument("--preset", choices=PRESET_NAMES, default="quick",
+                    help="training preset of every run (default quick)")
+    sw.add_argument("--data", default="default", help="'default' (the embedded set) or a data folder")
+    sw.add_argument("--out", default=None,
+                    help="sweep folder (default: a new runs/sweep-<YYYYmmdd-HHMMSS>); an existing one is continued")
+    sw.add_argument("--pairs", type=int, default=32,
+                    help="seeded test pairs scored for every run, the same for all (default 32; 0 = all)")
+    sw.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {LEARNING_RATE:g})")
+    sw.add_argument("--lam", type=float, default=None, help=f"smoothness weight lambda (default {LAMBDA:g})")
+    sw.add_argument("--loss", choices=LOSSES, default=None, help="image term: mse (default) or ncc")
+    sw.add_argument("--integration-steps", type=int, default=None, metavar="N",
+                    help="0 (default): displacement as in the paper; N > 0: a velocity integrated in N steps, "
+                         "for every variant")
