@@ -9,7 +9,7 @@ The package follows the paper's pipeline, one module per idea:
 - :mod:`lstmcor.losses`: MSE, the diffusion regulariser and the total loss (Eq. 21-23), local NCC
 - :mod:`lstmcor.metrics`: Dice, HD95, Jacobian determinant, folding, SDlogJ
 - :mod:`lstmcor.models`: LSTM-COR and the VoxelMorph baseline
-- :mod:`lstmcor.data` (a package), :mod:`lstmcor.training`, :mod:`lstmcor.evaluation`,
+- :mod:`lstmcor.data` (a package), :mod:`lstmcor.training` (with :mod:`lstmcor.runs`), :mod:`lstmcor.evaluation`,
   :mod:`lstmcor.registration`, :mod:`lstmcor.saving`, :mod:`lstmcor.settings`,
   :mod:`lstmcor.runtime`, :mod:`lstmcor.cli`
 

@@ -75,7 +75,8 @@ def _complete(run: Path, epochs: int) -> bool:
 
 def sweep(models: list[str], seeds: list[int], ablations: list[str] | None = None, preset: str = "quick",
           data: str | os.PathLike | RegistrationSet = "default", out: str | os.PathLike = "runs/sweep",
-          n_pairs: int = 32, train_options: dict | None = None, progress: bool = True) -> SweepResult:
+          n_pairs: int = 32, train_options: dict | None = None, progress: bool = True,
+          model_options: dict | None = None) -> SweepResult:
     """Train every variant with every seed, score them on the same test pairs, write the tables.
 
     Args:
@@ -87,6 +88,8 @@ def sweep(models: list[str], seeds: list[int], ablations: list[str] | None = Non
         n_pairs: seeded test pairs scored for every run (the same pairs for all).
         train_options: more keyword arguments of :func:`lstmcor.training.train` (``learning_rate``, ...).
         progress: print one line per run.
+        model_options: builder arguments given to every variant, over its own (e.g.
+            ``{"integration_steps": 7}`` to compare the diffeomorphic versions of all of them).
     """
     from lstmcor.evaluation import evaluate
     from lstmcor.saving import load_model
@@ -100,6 +103,7 @@ def sweep(models: list[str], seeds: list[int], ablations: list[str] | None = Non
     epochs = int((train_options or {}).get("epochs") or PRESETS[preset]["epochs"])
     table_rows, per_pair = [], {}
     for name, (model, options) in variants(models, ablations).items():
+        options = {**options, **(model_options or {})}
         for seed in seeds:
             run = out / f"{name}-s{seed}"
             if not _complete(run, epochs):

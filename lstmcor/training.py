@@ -1,45 +1,20 @@
 """Training (paper 2.6 and 3): Adam at 1e-4, batch 8, loss MSE + lambda * Grad with lambda = 0.01.
 
 One code path serves Python (:func:`train`) and the command line (``lstmcor train``). A run
-folder holds everything needed to go on after an interruption:
-
-- ``checkpoint.keras``: the model with its optimizer state, written after every epoch;
-- ``state.json``: the epochs done, the settings of the run, and the size and SHA-256 of the
-  checkpoint it belongs to;
-- ``log.csv``: the loss per epoch (Keras's ``CSVLogger``);
-- ``model.keras``: the final model.
-
-Nothing is lost by mistake. :func:`train` refuses a folder that already holds a run (any of the
-four files) unless ``resume=True`` continues it or ``overwrite=True`` replaces it; the command
-line's default run folder is new for every run (:func:`default_run_folder`).
+writes into a run folder (``checkpoint.keras``, ``state.json``, ``log.csv``, ``model.keras``),
+which is never overwritten by mistake and survives a crash at any point: its files and the
+two-phase commit of checkpoint and state are described in :mod:`lstmcor.runs`.
 
 Resuming is exact. Each batch is drawn from ``(seed, epoch, batch index)`` alone: the epoch of
 the training and the validation pairs is set from ``fit``'s epoch number at the start of every
-epoch, and ``fit`` does not shuffle the batches. A run stopped after k epochs and resumed to n
-therefore ends with the very weights (bit for bit on the TensorFlow CPU backend, where we tested
-it) and the very ``log.csv`` of a run of n epochs in one go. A resumed run must use the run's
-settings: those left out (``None``) are taken from ``state.json``, and any given that differ from
-it are refused, naming each; a larger ``epochs`` is not a change, it trains further.
-
-Checkpoint and state are committed together, as a two-phase commit on two files:
-
-1. the model is saved to ``checkpoint.tmp.keras`` and flushed to disk;
-2. the new state, which records the size and SHA-256 of that file, to ``state.tmp.json``;
-3. ``checkpoint.tmp.keras`` replaces ``checkpoint.keras`` (``os.replace``, atomic): the commit point;
-4. ``state.tmp.json`` replaces ``state.json``.
-
-A crash before step 3 leaves the previous checkpoint and state untouched (the temporary files
-are discarded on resume). A crash between steps 3 and 4 leaves a ``state.json`` that names
-another checkpoint; resuming sees that ``state.tmp.json`` names the checkpoint now in place and
-finishes the commit (step 4). A ``checkpoint.keras`` that matches neither, because it was damaged
-or truncated, is refused with one line that names it, before Keras reads it. The log row of an
-epoch is written before its commit; resuming drops any row after the last committed epoch.
+epoch (:class:`FitEpochs`), and ``fit`` does not shuffle the batches. A run stopped after k epochs
+and resumed to n therefore ends with the very weights (bit for bit on the TensorFlow CPU backend,
+where we tested it) and the very ``log.csv`` of a run of n epochs in one go.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -55,24 +30,16 @@ from lstmcor.losses import MSE, NCC, Grad
 from lstmcor.models import build_model
 from lstmcor.distribute import is_chief, process_share
 from lstmcor.distribute import setup as setup_devices
+from lstmcor.runs import (  # noqa: F401  (commit_checkpoint: still importable from here)
+    _TEMP_FILES, RUN_FILES, EpochCheckpoint, _changes, _held_files, _load_checkpoint, _read_state, _trim_log,
+    commit_checkpoint, default_run_folder,
+)
 from lstmcor.runtime import device_name, jit_setting
-from lstmcor.settings import ABLATIONS, LAMBDA, LEARNING_RATE, LOSSES, PRESETS
+from lstmcor.settings import LAMBDA, LEARNING_RATE, LOSSES, PRESETS
 
 __all__ = ["LAMBDA", "LEARNING_RATE", "PRESETS", "RUN_FILES", "EpochCheckpoint", "FitEpochs", "NaNStop",
            "TrainResult", "compile_model", "default_run_folder", "device_name", "read_log", "resolve_settings",
            "similarity_loss", "train"]
-
-#: The files of a run folder; any of them present means the folder holds a run.
-RUN_FILES: tuple[str, ...] = ("checkpoint.keras", "state.json", "log.csv", "model.keras")
-_TEMP_FILES = ("checkpoint.tmp.keras", "state.tmp.json", "model.tmp.keras")
-#: The settings a resumed run must share with the run (``epochs`` may grow).
-_SETTINGS = ("model", "preset", "data", "seed", "learning_rate", "lambda", "loss", "augment", "model_options",
-             "steps_per_epoch", "batch_size", "validation_steps")
-#: Settings added after runs were first written, with the value those runs had.
-_LATER_SETTINGS = {"loss": "mse"}
-_STATE_KEYS = ("epochs_done", "epochs", "input_shape", *_SETTINGS)
-#: How a setting of state.json is called in train()'s arguments (and, mostly, on the command line).
-_ARGUMENT = {"learning_rate": "learning_rate (--lr)", "lambda": "lam (--lam)"}
 
 
 @dataclasses.dataclass
@@ -121,68 +88,6 @@ class FitEpochs(keras.callbacks.Callback):
             dataset.set_epoch(epoch)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _flush_to_disk(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def _write_json(path: Path, data: dict) -> None:
-    with open(path, "w") as f:
-        f.write(json.dumps(data, indent=2))
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _sync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # Windows cannot open a folder; its renames are durable enough here
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Commits the model, optimizer included, and ``state.json`` after every finished epoch.
-
-    The two-phase commit of the module docstring: temporary files first, then two ``os.replace``,
-    the state recording the size and SHA-256 of the checkpoint it belongs to.
-    """
-
-    def __init__(self, out: Path, settings: dict, nan_stop: NaNStop):
-        super().__init__()
-        self.out, self.settings, self.nan_stop = out, settings, nan_stop
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.nan_stop.where is not None:
-            return  # never overwrite the last good checkpoint with NaN weights
-        commit_checkpoint(self.model, self.out, {"epochs_done": epoch + 1, **self.settings})
-
-
-def commit_checkpoint(model: keras.Model, out: Path, state: dict) -> None:
-    """Write ``checkpoint.keras`` and ``state.json`` of ``out`` as one step (see the module docstring)."""
-    tmp_checkpoint, tmp_state = out / "checkpoint.tmp.keras", out / "state.tmp.json"
-    model.save(tmp_checkpoint)
-    _flush_to_disk(tmp_checkpoint)
-    record = {"file": "checkpoint.keras", "bytes": tmp_checkpoint.stat().st_size, "sha256": _sha256(tmp_checkpoint)}
-    _write_json(tmp_state, {**state, "checkpoint": record})
-    os.replace(tmp_checkpoint, out / "checkpoint.keras")  # the commit point
-    os.replace(tmp_state, out / "state.json")
-    _sync_folder(out)
-
-
 def similarity_loss(name: str = "mse") -> keras.losses.Loss:
     """The image term of the loss: ``"mse"`` (Eq. 21, the paper's) or ``"ncc"`` (local NCC, window 9)."""
     if name not in LOSSES:
@@ -221,115 +126,6 @@ def _apply_overrides(settings: dict, overrides: dict) -> dict:
             settings[key] = int(value) if key in ("epochs", "steps_per_epoch", "batch_size",
                                                   "validation_steps") else value
     return settings
-
-
-def default_run_folder(model: str = "lstmcor", preset: str = "quick", root: str | os.PathLike = "runs") -> Path:
-    """A run folder that does not exist yet: ``<root>/<model>-<preset>-<YYYYmmdd-HHMMSS>`` (``-2``... if taken)."""
-    base = Path(root) / f"{model}-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path, k = base, 2
-    while path.exists():
-        path, k = base.with_name(f"{base.name}-{k}"), k + 1
-    return path
-
-
-def _held_files(out: Path) -> list[str]:
-    return [name for name in RUN_FILES if (out / name).exists()]
-
-
-def _full_options(model: str, options: dict) -> dict:
-    """The builder's switches with the paper's values filled in, so {} and the paper's values compare equal."""
-    paper = {k: v[0] for k, v in ABLATIONS.items()} if model == "lstmcor" else {}
-    return {**paper, "integration_steps": 0, **options}
-
-
-def _same_data(old: str, new: str) -> bool:
-    if old == new:
-        return True
-    if old == "default" or new == "default":
-        return False
-    try:
-        return Path(old).resolve() == Path(new).resolve()
-    except OSError:
-        return False
-
-
-def _damaged(path: Path, what: str) -> ValueError:
-    return ValueError(f"cannot resume: '{path}' {what}; restore the file from a copy, or start the run again "
-                      "with --overwrite (overwrite=True) or another --out.")
-
-
-def _read_state(out: Path) -> dict:
-    """``state.json`` of a run folder, after finishing a commit that a crash interrupted; checks its keys."""
-    checkpoint, state_path, pending = out / "checkpoint.keras", out / "state.json", out / "state.tmp.json"
-    if pending.exists():
-        try:
-            record = json.loads(pending.read_text())["checkpoint"]
-            finished = checkpoint.exists() and record["sha256"] == _sha256(checkpoint)
-        except (ValueError, KeyError, TypeError):
-            finished = False  # written in part: its checkpoint was never put in place
-        if finished:
-            os.replace(pending, state_path)  # step 4 of the commit, which the crash interrupted
-        else:
-            pending.unlink()
-    (out / "checkpoint.tmp.keras").unlink(missing_ok=True)
-    if not checkpoint.exists() or not state_path.exists():
-        missing = " and ".join(f.name for f in (checkpoint, state_path) if not f.exists())
-        raise FileNotFoundError(
-            f"cannot resume: no {missing} in '{out}' (no epoch of a run finished there). Start without --resume "
-            "(with --overwrite if the folder holds files of a run), or point --out at the run folder.")
-    try:
-        state = json.loads(state_path.read_text())
-    except UnicodeDecodeError:
-        raise _damaged(state_path, "is not text (damaged)") from None
-    except json.JSONDecodeError as error:
-        raise _damaged(state_path, f"is not valid JSON ({error.msg} at line {error.lineno})") from None
-    if not isinstance(state, dict):
-        raise _damaged(state_path, f"holds a JSON {type(state).__name__}, not the run's state")
-    for key, value in _LATER_SETTINGS.items():
-        state.setdefault(key, value)
-    missing = [key for key in _STATE_KEYS if key not in state]
-    if missing:
-        raise _damaged(state_path, f"lacks {', '.join(missing)} (edited or damaged)")
-    record = state.get("checkpoint")  # absent in runs written before lstmcor recorded it
-    if record is not None:
-        size = checkpoint.stat().st_size
-        if not isinstance(record, dict) or "sha256" not in record:
-            raise _damaged(state_path, "has a damaged 'checkpoint' entry")
-        if record.get("bytes") not in (None, size):
-            raise _damaged(checkpoint, f"is damaged or truncated: it has {size} bytes, but state.json recorded "
-                                       f"{record['bytes']} bytes for the checkpoint of epoch {state['epochs_done']}")
-        if _sha256(checkpoint) != record["sha256"]:
-            raise _damaged(checkpoint, "is damaged: its SHA-256 differs from the one state.json recorded for the "
-                                       f"checkpoint of epoch {state['epochs_done']}")
-    return state
-
-
-def _load_checkpoint(path: Path) -> keras.Model:
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return keras.saving.load_model(path, safe_mode=True)
-    except Exception as error:  # zip, HDF5, JSON and config errors all mean the same to a user
-        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else ""
-        raise _damaged(path, f"cannot be loaded ({type(error).__name__}{': ' + reason if reason else ''})") from None
-
-
-def _trim_log(path: Path, epochs_done: int) -> None:
-    """Drop rows of epochs after the last committed one (a crash between the log and the commit)."""
-    if not path.exists():
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    if not lines:
-        return
-    keep = [lines[0]] + [line for line in lines[1:] if line.strip() and int(float(line.split(",")[0])) < epochs_done]
-    if keep != lines:
-        path.write_text("".join(keep))
-
-
-def _show(value) -> str:
-    return repr(value) if isinstance(value, str) else str(value)
 
 
 def train(
@@ -412,17 +208,8 @@ def train(
     state = None
     if resume:
         state = _read_state(out)
-        changed = [f"{_ARGUMENT.get(key, key)} {_show(state[key])} -> {_show(value)}"
-                   for key, value in given.items() if value is not None and value != state[key]]
-        if data is not None:
-            name = str(data.name) if isinstance(data, RegistrationSet) else str(data)
-            if not _same_data(str(state["data"]), name):
-                changed.append(f"data {_show(state['data'])} -> {_show(name)}")
-        old_options = dict(state["model_options"])
-        new_options = json.loads(json.dumps({**old_options, **(model_options or {})}))  # tuples as in JSON
-        full_old, full_new = _full_options(state["model"], old_options), _full_options(state["model"], new_options)
-        changed += [f"model_options[{key!r}] {_show(full_old.get(key))} -> {_show(full_new.get(key))}"
-                    for key in sorted(set(full_old) | set(full_new)) if full_old.get(key) != full_new.get(key)]
+        data_name = None if data is None else str(data.name) if isinstance(data, RegistrationSet) else str(data)
+        changed, old_options = _changes(state, given, data_name, model_options)
         if changed:
             raise ValueError(f"cannot resume '{out}' with settings that differ from the run's: {'; '.join(changed)}. "
                              "Leave them out to keep the run's (state.json), or start a new run in another --out.")
