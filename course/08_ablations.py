@@ -392,6 +392,7 @@ with open(os.path.join(OUTPUT_DIR, "ablation_summary.md"), "w") as handle:
 # - Whether an addition helps is judged pair by pair, against the spread between pairs and with
 #   a paired test; the paragraph above says it for this run.
 #
-# **Next:** this is the last chapter of the course. The {doc}`../readings` page lists every place
-# where we had to choose a reading of the paper; changing one of them and rerunning chapters 6 to
-# 8 is the natural next experiment.
+# **Next:** {doc}`09_beyond_the_paper` goes beyond the paper: fields that cannot fold and a
+# similarity that ignores contrast. The {doc}`../readings` page lists every place where we had to
+# choose a reading of the paper; changing one of them and rerunning chapters 6 to 8 is another
+# natural experiment.

@@ -17,8 +17,8 @@ def _cells(path):
     return jupytext.read(path, fmt="py:percent").cells
 
 
-def test_the_course_has_its_nine_chapters_in_the_book_in_order():
-    assert [p.stem for p in CHAPTERS][:1] == ["00_registration_problem"] and len(CHAPTERS) == 9
+def test_the_course_has_its_ten_chapters_in_the_book_in_order():
+    assert [p.stem for p in CHAPTERS][:1] == ["00_registration_problem"] and len(CHAPTERS) == 10
     toc = (ROOT / "book" / "_toc.yml").read_text()
     listed = re.findall(r"file: course/(\S+)", toc)
     assert listed == [p.stem for p in CHAPTERS]
