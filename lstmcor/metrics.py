@@ -100,6 +100,20 @@ def sdlogj(flow: np.ndarray, mask: np.ndarray | None = None, *, offset: float = 
     return float(np.std(log_det))
 
 
+def _label_maps(labels_a, labels_b, labels, what: str):
+    """Two label maps as arrays, checked alike, and the labels to score (default: every non-zero one)."""
+    a, b = np.asarray(labels_a), np.asarray(labels_b)
+    if a.shape != b.shape:
+        raise ValueError(f"{what}: label maps differ in shape, {a.shape} against {b.shape}.")
+    for name, arr in (("labels_a", a), ("labels_b", b)):
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise ValueError(f"{what}: {name} contains NaN or infinite values; label maps hold integers.")
+    if labels is None:
+        labels = np.union1d(np.unique(a), np.unique(b))
+        labels = labels[labels != 0]
+    return a, b, labels
+
+
 def dice(labels_a: np.ndarray, labels_b: np.ndarray, labels: Iterable[int] | None = None) -> np.ndarray:
     """Dice overlap ``2|A n B| / (|A| + |B|)`` per label.
 
@@ -110,15 +124,7 @@ def dice(labels_a: np.ndarray, labels_b: np.ndarray, labels: Iterable[int] | Non
     Returns:
         One value per label (NaN for a label absent from both maps).
     """
-    a, b = np.asarray(labels_a), np.asarray(labels_b)
-    if a.shape != b.shape:
-        raise ValueError(f"dice: label maps differ in shape, {a.shape} against {b.shape}.")
-    for name, arr in (("labels_a", a), ("labels_b", b)):
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            raise ValueError(f"dice: {name} contains NaN or infinite values; label maps hold integers.")
-    if labels is None:
-        labels = np.union1d(np.unique(a), np.unique(b))
-        labels = labels[labels != 0]
+    a, b, labels = _label_maps(labels_a, labels_b, labels, "dice")
     scores = []
     for label in labels:
         in_a, in_b = a == label, b == label
@@ -158,15 +164,7 @@ def hd95(labels_a: np.ndarray, labels_b: np.ndarray, labels: Iterable[int] | Non
         >>> hd95(a, b)
         array([3.])
     """
-    a, b = np.asarray(labels_a), np.asarray(labels_b)
-    if a.shape != b.shape:
-        raise ValueError(f"hd95: label maps differ in shape, {a.shape} against {b.shape}.")
-    for name, arr in (("labels_a", a), ("labels_b", b)):
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-            raise ValueError(f"hd95: {name} contains NaN or infinite values; label maps hold integers.")
-    if labels is None:
-        labels = np.union1d(np.unique(a), np.unique(b))
-        labels = labels[labels != 0]
+    a, b, labels = _label_maps(labels_a, labels_b, labels, "hd95")
     scores = []
     for label in labels:
         in_a, in_b = a == label, b == label

@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from lstmcor import IntegrateVelocity, folding_fraction, integrate, jacobian_determinant, spatial_transform
 from lstmcor.transform import integrate as integrate_from_module
+from autodiff import value_and_grad
 
 H, W = 40, 48
 
@@ -46,31 +47,6 @@ def _scipy_integrate(velocity, steps):
                                                                            mode="nearest")
         disp = new
     return disp
-
-
-def _value_and_grad(fn, x):
-    """Value and gradient of the scalar ``fn(x)`` with the backend's own autodiff (tests only)."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        var = tf.Variable(x)
-        with tf.GradientTape() as tape:
-            value = fn(var)
-        return np.asarray(value), tape.gradient(value, var).numpy()
-    if backend == "jax":
-        import jax
-
-        value, grad = jax.value_and_grad(fn)(jax.numpy.asarray(x))
-        return np.asarray(value), np.asarray(grad)
-    if backend == "torch":
-        import torch
-
-        t = torch.tensor(x, requires_grad=True)
-        value = fn(t)
-        value.backward()
-        return value.detach().cpu().numpy(), t.grad.cpu().numpy()
-    pytest.skip(f"no gradient helper for backend {backend}")
 
 
 # ----------------------------------------------------------------------------- exact cases
@@ -153,7 +129,7 @@ def test_gradient_wrt_velocity_is_finite():
     def fn(v):
         return ops.sum(ops.square(integrate(v, steps=5) - target))
 
-    value, grad = _value_and_grad(fn, velocity)
+    value, grad = value_and_grad(fn, velocity)
     assert np.isfinite(value)
     assert np.all(np.isfinite(grad))
     assert np.abs(grad).max() > 0

@@ -10,6 +10,7 @@ from keras import ops
 from scipy import ndimage
 
 from lstmcor import MSE, NCC, ncc
+from autodiff import value_and_grad
 
 H, W = 20, 24
 
@@ -46,31 +47,6 @@ def _pair(rng, channels=1, batch=2):
     # Related but not identical: part signal, part noise, a different contrast.
     moved = (0.6 * fixed + 0.4 * rng.uniform(size=fixed.shape) - 0.2).astype("float32")
     return fixed, moved
-
-
-def _value_and_grad(fn, x):
-    """Value and gradient of the scalar ``fn(x)`` with the backend's own autodiff (tests only)."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        var = tf.Variable(x)
-        with tf.GradientTape() as tape:
-            value = fn(var)
-        return np.asarray(value), tape.gradient(value, var).numpy()
-    if backend == "jax":
-        import jax
-
-        value, grad = jax.value_and_grad(fn)(jax.numpy.asarray(x))
-        return np.asarray(value), np.asarray(grad)
-    if backend == "torch":
-        import torch
-
-        t = torch.tensor(x, requires_grad=True)
-        value = fn(t)
-        value.backward()
-        return value.detach().cpu().numpy(), t.grad.cpu().numpy()
-    pytest.skip(f"no gradient helper for backend {backend}")
 
 
 # ----------------------------------------------------------------------------- against SciPy
@@ -122,15 +98,15 @@ def test_constant_images_give_finite_values_and_gradients():
     np.testing.assert_allclose(_np(ncc(big, big, window=3)), _reference(big, big, 3), rtol=0, atol=1e-4)
     assert _reference(big, big, 3)[0] < 0.15  # only the outer ring of 40 x 40 pixels scores
 
-    _, grad = _value_and_grad(lambda m: ops.sum(ncc(constant, m)), constant)
+    _, grad = value_and_grad(lambda m: ops.sum(ncc(constant, m)), constant)
     assert np.all(np.isfinite(grad))
-    value, grad = _value_and_grad(lambda m: ops.mean(NCC()(constant, m)), constant)
+    value, grad = value_and_grad(lambda m: ops.mean(NCC()(constant, m)), constant)
     assert np.isfinite(value) and np.all(np.isfinite(grad))
 
 
 def test_gradient_is_finite_on_random_images():
     fixed, moved = _pair(np.random.default_rng(4))
-    value, grad = _value_and_grad(lambda m: ops.sum(ncc(fixed, m)), moved)
+    value, grad = value_and_grad(lambda m: ops.sum(ncc(fixed, m)), moved)
     assert np.isfinite(value) and np.all(np.isfinite(grad)) and np.abs(grad).max() > 0
 
 

@@ -9,6 +9,7 @@ from keras import ops
 from scipy import ndimage
 
 from lstmcor import SpatialTransformer, spatial_transform, warp
+from autodiff import value_and_grad
 
 H, W = 16, 20
 
@@ -157,34 +158,6 @@ def test_nearest_on_labels_matches_map_coordinates_order0(seed):
 
 
 # ----------------------------------------------------------------------------- gradients
-def _value_and_grad(fn, flow):
-    """Gradient of the scalar ``fn(flow)`` w.r.t. ``flow``, with the backend's own autodiff.
-
-    Backend-specific code is allowed here, in the tests; the package itself must not use it.
-    """
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        var = tf.Variable(flow)
-        with tf.GradientTape() as tape:
-            value = fn(var)
-        return np.asarray(value), tape.gradient(value, var).numpy()
-    if backend == "jax":
-        import jax
-
-        value, grad = jax.value_and_grad(fn)(jax.numpy.asarray(flow))
-        return np.asarray(value), np.asarray(grad)
-    if backend == "torch":
-        import torch
-
-        t = torch.tensor(flow, requires_grad=True)
-        value = fn(t)
-        value.backward()
-        return value.detach().cpu().numpy(), t.grad.cpu().numpy()
-    pytest.skip(f"no gradient helper for backend {backend}")
-
-
 def _float64_context():
     if keras.backend.backend() == "jax":
         import jax
@@ -210,7 +183,7 @@ def test_gradient_wrt_flow_matches_central_differences():
         def objective(f):
             return ops.sum(spatial_transform(image_t, f) * weights_t)
 
-        _, grad = _value_and_grad(objective, flow)
+        _, grad = value_and_grad(objective, flow)
 
         # moved(p) depends on D(p) only, so perturbing one field channel everywhere at once gives
         # every pixel's partial derivative; bilinear sampling is linear along one coordinate inside
@@ -244,7 +217,7 @@ def test_gradient_is_finite_at_integer_points_and_border():
     flow = np.zeros((2, H, W, 2), "float32")
     flow[0, ..., 1] = 1.0  # integer sample points
     flow[1, ..., 0] = 50.0  # outside the image: clamped, gradient 0 along rows
-    _, grad = _value_and_grad(lambda f: ops.sum(spatial_transform(image, f)), flow)
+    _, grad = value_and_grad(lambda f: ops.sum(spatial_transform(image, f)), flow)
     assert np.all(np.isfinite(grad))
 
 
