@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 test-unit: $(STAMP) lint
-	$(BIN)/python -m pytest -m "not browser" tests
+	$(BIN)/python -m pytest -m "not browser" --durations=25 tests
 
 test: test-unit
 	$(MAKE) book PRESET=ci CELL_TIMEOUT=300
