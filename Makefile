@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,data]'
+	# an editable install skips pyproject's data-files: put JupyterLab's default-viewer override in place
+	mkdir -p $(VENV)/share/jupyter/lab/settings/overrides.d
+	cp tools/jupyterlab/lstmcor.json $(VENV)/share/jupyter/lab/settings/overrides.d/
 	touch $(STAMP)
 
 install: $(STAMP)

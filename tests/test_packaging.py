@@ -259,3 +259,14 @@ def test_jupyterlab_opens_chapters_as_notebooks(tmp_path):
     assert not error
     viewers = overrides["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]
     assert viewers["python"] == "Jupytext Notebook"
+
+
+def test_the_project_environment_has_the_jupyterlab_override():
+    """`make install` (an editable install, which skips data-files) still puts the override in place."""
+    import sys
+
+    if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
+        pytest.skip("not running in the project's .venv made by `make install`")
+    installed = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.d" / "lstmcor.json"
+    assert installed.is_file(), "run `make install`: the Makefile copies tools/jupyterlab/lstmcor.json there"
+    assert installed.read_text() == (ROOT / "tools" / "jupyterlab" / "lstmcor.json").read_text()
