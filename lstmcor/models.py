@@ -32,6 +32,14 @@ LSTMCOR_DEC_FEATURES = (32, 32, 32, 32, 32, 16)
 #: Squarings of the diffeomorphic variant when one is asked for (VoxelMorph's ``int_steps`` default);
 #: the builders' default stays 0, the paper's plain displacement.
 DIFFEOMORPHIC_STEPS = 7
+#: Initialisations of LSTM-COR's head (readings, not the paper's equations; book/readings.md,
+#: "Initialisation"). Keras's Glorot default for a depthwise kernel ``[3, 3, C, 1]`` counts all C
+#: channels in its fan-in although each output sees 9 inputs; ``fan_out`` (9) is the per-channel
+#: fan, so the layer starts with unit gain. The ConvLSTM reads one-channel images: He's fan-in
+#: scale for its input kernel, instead of Glorot's over the four fused gates.
+DEPTHWISE_INITIALIZER = {"class_name": "VarianceScaling",
+                         "config": {"scale": 1.0, "mode": "fan_out", "distribution": "uniform"}}
+CONVLSTM_INITIALIZER = "he_uniform"
 
 
 def _conv(x, filters: int, name: str):
@@ -194,14 +202,18 @@ def build_lstmcor(
     # 2. Channels as a sequence through a ConvLSTM (Eq. 6, 12-16), or a plain conv for ablation.
     if recurrence == "convlstm":
         steps = ChannelsToSequence(name="to_sequence")(sequence)
-        states = PeepholeConvLSTM2D(lstm_filters, 3, use_peepholes=peepholes, name="convlstm")(steps)
+        states = PeepholeConvLSTM2D(
+            lstm_filters, 3, use_peepholes=peepholes, kernel_initializer=CONVLSTM_INITIALIZER, name="convlstm"
+        )(steps)
         features = SequenceToChannels(name="from_sequence")(states)
     else:
         features = _conv(sequence, n_seq * lstm_filters, "recurrence")
 
     # 3. Flow head: SE, depthwise conv (Eq. 17), conv to two channels (Eq. 18).
     features = SqueezeExcitation(se_ratio, name="head_se")(features)
-    features = FlowDepthwiseConv2D(3, padding="same", name="depthwise")(features)
+    features = FlowDepthwiseConv2D(
+        3, padding="same", depthwise_initializer=DEPTHWISE_INITIALIZER, name="depthwise"
+    )(features)
     flow = flow_field(features)
 
     # 4. Weighted spatial transformer (Eq. 19-20): one SE gate per field channel, then warp.
