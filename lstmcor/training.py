@@ -1,4 +1,4 @@
-"""Training (paper 2.6 and 3): Adam at 1e-4, batch 8, loss MSE + lambda * Grad with lambda = 0.01.
+"""Training (paper 2.6 and 3): Adam at 1e-3, batch 8, loss MSE + lambda * Grad with lambda = 0.01.
 
 One code path serves Python (:func:`train`) and the command line (``lstmcor train``). A run
 writes into a run folder (``checkpoint.keras``, ``state.json``, ``log.csv``, ``model.keras``),
@@ -165,7 +165,7 @@ def train(
         epochs: total epochs of the run (a resumed run continues up to this number).
         steps_per_epoch, batch_size, validation_steps: batches per epoch, pairs per batch,
             validation batches per epoch.
-        learning_rate: Adam's step size (default 1e-4, as VoxelMorph).
+        learning_rate: Adam's step size (default 1e-3, the paper's "10e-4" read literally).
         lam: weight of the smoothness term (Eq. 23; default 0.01).
         loss: the image term, ``"mse"`` (Eq. 21; default) or ``"ncc"`` (local NCC, window 9).
         seed: seeds the weights and the pairs drawn (default 0); the same seed repeats a run.
