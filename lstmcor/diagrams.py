@@ -76,7 +76,8 @@ def model_stages(model) -> list[dict]:
         levels += 1
     for level in range(levels):
         skip = f"skip{level}_se" in names
-        stages.append({"key": f"enc{level}", "title": f"encoder {level}", "note": "conv 3x3" + (", SE skip" if skip else ""),
+        stages.append({"key": f"enc{level}", "title": f"encoder {level}",
+                       "note": "conv 3x3" + (", SE skip" if skip else ""),
                        "kind": "unet", "layers": [n for n in (f"enc{level}_conv", f"enc{level}_act", f"skip{level}_se")
                                                   if n in names],
                        "shape": _shape(model, f"enc{level}_act"), "level": level, "skip_se": skip})
