@@ -116,3 +116,45 @@ def test_ex34_passes_the_solution_and_fails_a_shift_of_every_gate(capsys):
 
     with pytest.raises(AssertionError, match="forget shift 2.0"):
         ns["check_ex34"](every_gate)
+
+
+# ---- chapter 4: the head as one convolution, and LSTM-COR assembled ------------------------------
+
+def test_ex41_passes_the_solution_and_fails_a_bias_that_skips_the_flow_kernel(capsys):
+    ns = chapter_defs("04_flow_head", "check_ex41", "compose_head")
+    ns["check_ex41"](ns["compose_head"])
+    assert capsys.readouterr().out.startswith("Correct")
+
+    def bias_skipped(dw_kernel, dw_bias, flow_kernel, flow_bias):
+        kernel, _ = ns["compose_head"](dw_kernel, dw_bias, flow_kernel, flow_bias)
+        return kernel, flow_bias
+
+    with pytest.raises(AssertionError, match="bias is not"):
+        ns["check_ex41"](bias_skipped)
+
+    def flipped(dw_kernel, dw_bias, flow_kernel, flow_bias):
+        kernel, bias = ns["compose_head"](dw_kernel, dw_bias, flow_kernel, flow_bias)
+        return kernel[::-1, ::-1], bias
+
+    with pytest.raises(AssertionError, match="Tap a"):
+        ns["check_ex41"](flipped)
+
+
+def test_ex43_passes_the_solution_and_fails_ablated_or_miswired_networks(capsys):
+    ns = chapter_defs("04_flow_head", "check_ex43", "my_lstmcor")
+    ns["check_ex43"](ns["my_lstmcor"])
+    assert capsys.readouterr().out.startswith("Correct")
+    from lstmcor.models import build_lstmcor
+
+    with pytest.raises(AssertionError, match="layers with weights"):
+        ns["check_ex43"](lambda size: build_lstmcor(size, field_se=False))
+    with pytest.raises(AssertionError, match="PeepholeConvLSTM2D"):
+        ns["check_ex43"](lambda size: build_lstmcor(size, peepholes=False))
+
+    def swapped(size):                                    # fixed and moving exchanged in the pair
+        model = build_lstmcor(size)
+        moving, fixed = model.inputs
+        return keras.Model([fixed, moving], model.outputs)
+
+    with pytest.raises(AssertionError, match="wired differently"):
+        ns["check_ex43"](swapped)
