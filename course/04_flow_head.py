@@ -282,8 +282,8 @@ check(check_ex41, compose_head, exercise="4.1")
 # precision. On the one-pixel border they differ: the flow convolution pads the depthwise *output*
 # with zeros, while the 5 × 5 convolution would need the depthwise response just outside the image,
 # which is not zero (it contains the bias and the image's edge pixels). (2) With a nonlinearity in
-# between, nothing composes and the difference is of the size of the output itself (printed
-# above). (3) The head has fewer weights than a free 5 × 5 convolution from 64 channels to 2 (the
+# between, nothing composes and the difference is no longer small (compare it with the output's
+# size, both printed above). (3) The head has fewer weights than a free 5 × 5 convolution from 64 channels to 2 (the
 # printed counts), so it reaches only part of the 5 × 5 kernels: for each channel, both field
 # components use the same depthwise 3 × 3 filter, and each 5 × 5 kernel is a product of two 3 × 3
 # ones. So the head is *linear* in the SE-weighted features: it can smooth and combine them over a

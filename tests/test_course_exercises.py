@@ -14,12 +14,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def chapter_defs(stem: str, *names: str) -> dict:
-    """A namespace with the chapter's imports and its last definition of each of ``names``."""
+def chapter_defs(stem: str, *names: str, starters: bool = False) -> dict:
+    """A namespace with the chapter's imports and its last definition of each of ``names``.
+
+    With ``starters=True`` the exercise cells' definitions are taken instead of the solutions'.
+    """
     cells = jupytext.read(ROOT / "course" / f"{stem}.py", fmt="py:percent").cells
     imports, defs = [], {}
+    skipped = "solution" if starters else "exercise"
     for cell in cells:
-        if cell.cell_type != "code" or "exercise" in cell.metadata.get("tags", []):
+        if cell.cell_type != "code" or skipped in cell.metadata.get("tags", []):
             continue
         tree = ast.parse("\n".join(line for line in cell.source.splitlines() if not line.startswith("%")))
         for node in tree.body:
@@ -158,3 +162,20 @@ def test_ex43_passes_the_solution_and_fails_ablated_or_miswired_networks(capsys)
 
     with pytest.raises(AssertionError, match="wired differently"):
         ns["check_ex43"](swapped)
+
+
+@pytest.mark.parametrize("stem, check_name, answer", [
+    ("01_squeeze_excitation", "check_ex12", "MySE"),
+    ("03_convlstm_channels", "check_ex33", "my_convlstm_step"),
+    ("03_convlstm_channels", "check_ex34", "memory_profile"),
+    ("04_flow_head", "check_ex41", "compose_head"),
+    ("04_flow_head", "check_ex43", "my_lstmcor"),
+])
+def test_an_unsolved_starter_gets_a_hint_not_a_traceback(stem, check_name, answer, capsys):
+    from lstmcor.exercises import check
+
+    ns = chapter_defs(stem, check_name, answer, *(["_run_steps"] if check_name == "check_ex33" else []), starters=True)
+    with pytest.raises(AssertionError):
+        ns[check_name](ns[answer])
+    assert check(ns[check_name], ns[answer], exercise="N.k", strict=False) is False
+    assert capsys.readouterr().out.startswith("Not yet (Exercise N.k): ")
