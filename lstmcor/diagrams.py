@@ -26,7 +26,7 @@ COLOURS = {"input": "#dddddd", "unet": "#cfe0f5", "se": "#fbd9a8", "recurrence":
 TAIL = (
     ("sequence", ("sequence_conv", "sequence_act"), "sequence conv", "n_seq channels", "unet"),
     ("to_sequence", ("to_sequence",), "channels -> steps", "Eq. 6", "recurrence"),
-    ("convlstm", ("convlstm",), "ConvLSTM (peepholes)", "Eq. 12-16", "recurrence"),
+    ("convlstm", ("convlstm",), "ConvLSTM", "Eq. 12-16, peepholes", "recurrence"),
     ("recurrence", ("recurrence_conv", "recurrence_act"), "conv (no recurrence)", "ablation", "recurrence"),
     ("from_sequence", ("from_sequence",), "steps -> channels", "Eq. 6 inverse", "recurrence"),
     ("head_se", ("head_se",), "head SE", "Eq. 3-5", "se"),
@@ -102,7 +102,7 @@ def model_stages(model) -> list[dict]:
         if present:
             last = [n for n in present if n != "flow"][-1]
             if key == "convlstm" and not getattr(model.get_layer("convlstm"), "use_peepholes", True):
-                title = "ConvLSTM, no peepholes"
+                note = "Eq. 12-16, no peepholes"
             stages.append({"key": key, "title": title, "note": note, "kind": kind, "layers": present,
                            "shape": _shape(model, last)})
     return stages

@@ -41,6 +41,8 @@ def test_ablated_and_voxelmorph_models_lack_their_missing_stages():
     ablated = build_lstmcor((32, 32), field_se=False, funnel=False, se_skips=False, recurrence="conv")
     keys = [s["key"] for s in model_stages(ablated)]
     assert "field_se" not in keys and "convlstm" not in keys and "recurrence" in keys
+    no_peepholes = model_stages(build_lstmcor((32, 32), peepholes=False))
+    assert [s["note"] for s in no_peepholes if s["key"] == "convlstm"] == ["Eq. 12-16, no peepholes"]
     fig = model_diagram(ablated)
     texts = _texts(fig)
     plt.close(fig)
