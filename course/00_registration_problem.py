@@ -425,6 +425,20 @@ plt.show()
 # hundredths of a second, once it has been trained: that speed is the promise of VoxelMorph
 # and of LSTM-COR, and {doc}`07_evaluation` checks whether the accuracy comes with it.
 #
+# ## The network of this course, on one page
+#
+# {numref}`fig-00-model` is the LSTM-COR network that chapters 1 to 5 build piece by piece, drawn
+# from the package's model at the size of our images: a U-Net with squeeze-and-excitation on its
+# skips and a funnel to its bottleneck (chapters 1 and 2) turns the stacked pair into 16 feature
+# channels; Eq. (6) reads them as a sequence for a ConvLSTM (chapter 3); a flow head makes the
+# displacement field (chapter 4); an SE block weighs the field and a spatial transformer warps the
+# moving image with it (chapter 5). Each box gives a stage's output shape.
+
+# %% mystnb={"figure": {"caption": "LSTM-COR, drawn from the package's model (lstmcor.plots.model_diagram): the SE U-Net with its funnel, Eq. (6), the ConvLSTM, the flow head (SE, depthwise, conv to the field), the field SE and the spatial transformer, with each stage's layer output shape (batch axis dropped).", "name": "fig-00-model"}}
+fig = plots.model_diagram(lstmcor.build_lstmcor(input_shape=ds.shape))
+plt.show()
+
+# %% [markdown]
 # ## Exercises
 #
 # :::{admonition} Exercise 0.1: Dice by hand

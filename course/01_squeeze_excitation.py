@@ -24,7 +24,8 @@
 # **Learning goals.** After this chapter you can
 #
 # 1. write the three steps of SE (squeeze, excite, scale) as equations and in NumPy;
-# 2. show that the package's `SqueezeExcitation` layer computes exactly that;
+# 2. show that the package's `SqueezeExcitation` layer computes exactly that, and write that layer
+#    yourself as a `keras.layers.Layer` subclass (`build`, `call`, `get_config`);
 # 3. read the channel gates of a real network on a brain pair;
 # 4. explain what the reduction ratio $r$ trades: parameters and cost against capacity.
 
@@ -42,6 +43,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import lstmcor
+from lstmcor.exercises import check
 from lstmcor.se import SqueezeExcitation
 
 os.makedirs(OUTPUT_DIR, exist_ok=True)
@@ -367,51 +369,109 @@ def check_ex11(my_se):
           f"{np.abs(got - want).max():.1e}).")
 
 
-check_ex11(my_se)
+check(check_ex11, my_se, exercise="1.1")
 
 # %% [markdown]
-# :::{admonition} Exercise 1.2: the size of an SE block
+# :::{admonition} Exercise 1.2: SE as a Keras layer
 # :class: exercise
-# Write `se_hidden(C, r)` and `se_params(C, r)`: the hidden width and the number of weights of
-# an SE block without biases, for any $C \ge 1$ and $r \ge 1$ (remember the reading for
-# $C < r$). How many parameters has the field's SE block ($C = 2$, $r = 8$)? The check builds
-# the layer for many $(C, r)$ and counts.
+# Now write the block the way the package does: a subclass of `keras.layers.Layer` named `MySE`.
+#
+# * `__init__(self, ratio=8, **kwargs)` keeps the ratio (pass `**kwargs` on to `super().__init__`);
+# * `build(self, input_shape)` creates **two** weights with `self.add_weight`: first `w1` of shape
+#   `[C, hidden]`, then `w2` of shape `[hidden, C]` (the Keras orientation, $W_1^\top$ and
+#   $W_2^\top$), with `hidden = max(1, C // ratio)`;
+# * `call(self, x)` computes Eq. (3)–(5) with `keras.ops` only (`keras.ops.mean`, `keras.ops.matmul`,
+#   `keras.ops.relu`, `keras.ops.sigmoid`, `keras.ops.reshape`), so the layer also works inside a
+#   `keras.Model` on symbolic inputs, on every backend;
+# * `get_config(self)` returns the parent's config plus `ratio`, so that
+#   `MySE.from_config(layer.get_config())` rebuilds the layer (this is how Keras saves models).
+#
+# The check copies the weights of a `SqueezeExcitation(ratio=4)` into your layer, compares the
+# outputs on random input with the package's layer, runs it inside a functional model, and
+# rebuilds it from its config.
 # :::
 
 # %% tags=["exercise"]
-def se_hidden(C, r):
-    ...  # your code
+class MySE(keras.layers.Layer):
+    def __init__(self, ratio=8, **kwargs):
+        super().__init__(**kwargs)
+        self.ratio = int(ratio)
 
+    def build(self, input_shape):
+        ...  # your code: self.w1 = self.add_weight(...), then self.w2 = self.add_weight(...)
 
-def se_params(C, r):
-    ...  # your code
+    def call(self, x):
+        ...  # your code: squeeze, excite, scale with keras.ops
+
+    def get_config(self):
+        ...  # your code: the parent's config plus the ratio
 
 
 # %% tags=["solution"]
-def se_hidden(C, r):
-    return max(1, C // r)
+class MySE(keras.layers.Layer):
+    def __init__(self, ratio=8, **kwargs):
+        super().__init__(**kwargs)
+        self.ratio = int(ratio)
 
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        hidden = max(1, channels // self.ratio)
+        self.w1 = self.add_weight(shape=(channels, hidden), initializer="glorot_uniform", name="w1")
+        self.w2 = self.add_weight(shape=(hidden, channels), initializer="glorot_uniform", name="w2")
 
-def se_params(C, r):
-    return 2 * C * se_hidden(C, r)
+    def call(self, x):
+        z = keras.ops.mean(x, axis=(1, 2))                                              # Eq. 3: [B, C]
+        s = keras.ops.sigmoid(keras.ops.matmul(keras.ops.relu(keras.ops.matmul(z, self.w1)), self.w2))  # Eq. 4
+        return x * keras.ops.reshape(s, (-1, 1, 1, x.shape[-1]))                        # Eq. 5
+
+    def get_config(self):
+        config = super().get_config()
+        config["ratio"] = self.ratio
+        return config
 
 
 # %%
-def check_ex12(se_hidden, se_params):
-    for C in (1, 2, 3, 7, 16, 32, 64, 100):
-        for r in (1, 2, 4, 8, 16):
-            layer = SqueezeExcitation(ratio=r)
-            layer.build((None, 4, 4, C))
-            assert se_hidden(C, r) == layer.hidden, (
-                f"C={C}, r={r}: hidden width {se_hidden(C, r)}, the layer has {layer.hidden}. Integer division, never below 1.")
-            assert se_params(C, r) == layer.count_params(), (
-                f"C={C}, r={r}: you count {se_params(C, r)} weights, the layer has {layer.count_params()}. "
-                "Two matrices, C x hidden each, no biases.")
-    print(f"Correct: e.g. C=32, r=8 -> hidden {se_hidden(32, 8)}, {se_params(32, 8)} weights; "
-          f"the field's block (C=2, r=8) -> {se_params(2, 8)} weights.")
+def check_ex12(layer_class):
+    X = np.random.default_rng(12).normal(size=(3, 8, 10, 32)).astype("float32") + np.linspace(-1, 1, 32)
+    reference = SqueezeExcitation(ratio=4)
+    want = keras.ops.convert_to_numpy(reference(X))
+    kernels = [keras.ops.convert_to_numpy(reference.squeeze_dense.kernel),
+               keras.ops.convert_to_numpy(reference.excite_dense.kernel)]
+    mine = layer_class(ratio=4)
+    mine.build(X.shape)
+    shapes = [tuple(w.shape) for w in mine.weights]
+    assert shapes == [(32, 8), (8, 32)], (
+        f"on 32 channels with ratio 4 your layer's weights have shapes {shapes}; build() should create w1 "
+        "[C, hidden] and then w2 [hidden, C], with hidden = max(1, C // ratio), and nothing else.")
+    mine.set_weights(kernels)
+    got = mine(X)
+    assert got is not None, "call() returns None: return the scaled input."
+    got = keras.ops.convert_to_numpy(got)
+    assert got.shape == X.shape, f"output shape {got.shape}, expected the input's shape {X.shape}."
+    if not np.allclose(got, want, atol=1e-5):
+        raise AssertionError(f"largest difference from SqueezeExcitation: {np.abs(got - want).max():.3g}. Mean over "
+                             "axes 1 and 2, ReLU after w1, sigmoid after w2, then scale every channel by its gate.")
+    inp = keras.Input((8, 10, 32))
+    try:
+        keras.Model(inp, layer_class(ratio=4)(inp))
+    except Exception as exc:
+        raise AssertionError(f"your layer fails on a symbolic keras.Input ({type(exc).__name__}: {exc}); "
+                             "use keras.ops, not NumPy, inside call().") from exc
+    config = mine.get_config()
+    assert isinstance(config, dict) and config.get("ratio") == 4, (
+        f"get_config() gives {config!r}; it should return the parent's config with 'ratio': 4 added.")
+    twin = layer_class.from_config(config)
+    twin.build(X.shape)
+    twin.set_weights(kernels)
+    assert twin.ratio == 4 and twin.name == mine.name and np.allclose(keras.ops.convert_to_numpy(twin(X)), want,
+                                                                       atol=1e-5), (
+        "MySE.from_config(layer.get_config()) does not rebuild the same layer: keep the parent's config "
+        "(name, dtype, ...) and add the ratio.")
+    print(f"Correct: your Keras layer equals SqueezeExcitation (largest difference {np.abs(got - want).max():.1e}), "
+          "works in a functional model and survives get_config/from_config.")
 
 
-check_ex12(se_hidden, se_params)
+check(check_ex12, MySE, exercise="1.2")
 
 # %% [markdown]
 # ## Summary
@@ -422,6 +482,9 @@ check_ex12(se_hidden, se_params)
 #   for every input, and never changes anything spatially.
 # * Our NumPy version and `lstmcor.se.SqueezeExcitation` agree to float precision when given the
 #   same weights (Keras stores $W_1^\top$ and $W_2^\top$).
+# * As a Keras layer, SE is two weights made in `build` with `add_weight`, a `call` written in
+#   `keras.ops` (so it runs on symbolic inputs and on every backend), and a `get_config` that lets
+#   Keras rebuild it; every layer of the package follows that pattern.
 # * The reduction ratio $r$ sets the bottleneck width $\max(1, C // r)$ and the cost
 #   $2C\max(1, C//r)$ parameters; smaller $r$ buys capacity to express finer channel weightings.
 #

@@ -23,7 +23,8 @@
 #
 # **Learning goals.** After this chapter you can
 #
-# - write one LSTM step with peepholes in NumPy and say what each gate decides;
+# - write one LSTM step with peepholes in NumPy and say what each gate decides, then one ConvLSTM
+#   step in `keras.ops`, the way a Keras layer is written;
 # - replace the matrix products by convolutions and get a ConvLSTM, and explain why the states then
 #   stay images;
 # - check the package's `PeepholeConvLSTM2D` against `keras.layers.ConvLSTM2D` (peepholes off) and
@@ -58,6 +59,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from lstmcor.convlstm import ChannelsToSequence, PeepholeConvLSTM2D, SequenceToChannels
 from lstmcor.data import load_dataset, pair_indices
 from lstmcor.evaluation import load_weights, shipped_weights
+from lstmcor.exercises import check
 from lstmcor.models import build_lstmcor
 
 os.makedirs(OUTPUT_DIR, exist_ok=True)
@@ -148,7 +150,7 @@ def check_ex31(a, b):
     print(f"Correct: {tuple(a)} after Eq. (6), {tuple(b)} into the flow head.")
 
 
-check_ex31(shape_after_eq6, shape_to_flow_head)
+check(check_ex31, shape_after_eq6, shape_to_flow_head, exercise="3.1")
 
 # %% [markdown]
 # ## The classical LSTM, Eq. (7)–(11)
@@ -312,7 +314,7 @@ def check_ex32(step):
     print(f"Correct: your step matches PeepholeConvLSTM2D with a 1x1 kernel (max difference {err:.1e}).")
 
 
-check_ex32(my_lstm_step)
+check(check_ex32, my_lstm_step, exercise="3.2")
 
 # %% [markdown]
 # ## From vectors to images: the ConvLSTM, Eq. (12)–(16)
@@ -447,6 +449,77 @@ assert np.allclose(got, numpy_h, atol=1e-5)
 # {doc}`../readings` for the full list of such readings.
 # :::
 #
+# :::{admonition} Exercise 3.3: one ConvLSTM step in Keras
+# :class: exercise
+# The NumPy loop above is for reading; a layer must be written with `keras.ops`, so that it runs on
+# tensors, inside a model, on any backend, and can be differentiated. Write
+# `my_convlstm_step(x_t, h, c, kernel, recurrent_kernel, bias, w_ci, w_cf, w_co)` returning
+# `(h_new, c_new)` for one step of Eq. (12)–(16), with `x_t` of shape `[B, H, W, C]`, `h` and `c`
+# of shape `[B, H, W, F]`, the kernels and bias of a `PeepholeConvLSTM2D` (`[k, k, C, 4F]`,
+# `[k, k, F, 4F]`, `[4F]`, gate order i, f, c, o) and the three peephole vectors `[F]`. Use
+# `keras.ops.conv(..., padding="same")`, `keras.ops.split`, `keras.ops.sigmoid` and
+# `keras.ops.tanh`. The check gives a `PeepholeConvLSTM2D` random weights with clearly non-zero
+# peepholes, runs a 3-step sequence through it, and through your step from `h = c = 0`.
+# :::
+
+# %% tags=["exercise"]
+def my_convlstm_step(x_t, h, c, kernel, recurrent_kernel, bias, w_ci, w_cf, w_co):
+    ...  # your code, keras.ops only: return h_new, c_new
+
+
+# %% tags=["solution"]
+def my_convlstm_step(x_t, h, c, kernel, recurrent_kernel, bias, w_ci, w_cf, w_co):
+    ops = keras.ops
+    z = ops.conv(x_t, kernel, padding="same") + ops.conv(h, recurrent_kernel, padding="same") + bias
+    z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+    i = ops.sigmoid(z_i + w_ci * c)                 # Eq. (12)
+    f = ops.sigmoid(z_f + w_cf * c)                 # Eq. (13)
+    c_new = f * c + i * ops.tanh(z_c)               # Eq. (14)
+    o = ops.sigmoid(z_o + w_co * c_new)             # Eq. (15): the new cell state
+    return o * ops.tanh(c_new), c_new               # Eq. (16)
+
+
+# %% tags=["hide-input"]
+def _run_steps(step, xs, weights, peepholes):
+    """h of every step of `step` over xs [B, T, H, W, C], from h = c = 0; [B, T, H, W, F]."""
+    F = weights[1].shape[-1] // 4
+    h = c = keras.ops.zeros((*xs.shape[:1], *xs.shape[2:4], F))
+    hs = []
+    for t in range(xs.shape[1]):
+        result = step(keras.ops.convert_to_tensor(xs[:, t]), h, c, *weights, *peepholes)
+        assert result is not None, "my_convlstm_step returns nothing yet: return (h_new, c_new)."
+        h, c = result
+        hs.append(keras.ops.convert_to_numpy(h))
+    return np.stack(hs, axis=1)
+
+
+def check_ex33(step):
+    r = np.random.default_rng(33)
+    B, T, Hs, Ws, C, F = 2, 3, 9, 11, 2, 3
+    xs = r.normal(size=(B, T, Hs, Ws, C)).astype("float32")
+    cell = PeepholeConvLSTM2D(F, 3)
+    cell.build(xs.shape)
+    weights = [r.normal(0, 0.5, size=shape).astype("float32") for shape in ((3, 3, C, 4 * F), (3, 3, F, 4 * F), 4 * F)]
+    peepholes = [np.array(v, "float32") for v in ([1.5, -1.0, 0.8], [-1.2, 0.9, 1.4], [1.1, 1.3, -1.5])]
+    cell.set_weights([*weights, *peepholes])
+    expected = keras.ops.convert_to_numpy(cell(xs))
+    got = _run_steps(step, xs, weights, peepholes)
+    assert got.shape == expected.shape, f"h of every step: {got.shape}, expected {expected.shape} ([B, T, H, W, F])."
+    err = float(np.abs(got - expected).max())
+    if err > 1e-4:
+        cell.set_weights([*weights, *(np.zeros(F, "float32") for _ in range(3))])
+        if np.abs(got - keras.ops.convert_to_numpy(cell(xs))).max() < 1e-4:
+            hint = "Your step ignores the peepholes: add W_ci * C_{t-1}, W_cf * C_{t-1} and W_co * C_t to the gates."
+        else:
+            hint = ("Check the gate order (i, f, c, o), which cell state each peephole sees (the output gate: the "
+                    "new one) and which nonlinearity each part uses.")
+        raise AssertionError(f"h differs from PeepholeConvLSTM2D by {err:.3g} over {T} steps. {hint}")
+    print(f"Correct: your keras.ops step reproduces PeepholeConvLSTM2D over {T} steps (max difference {err:.1e}).")
+
+
+check(check_ex33, my_convlstm_step, exercise="3.3")
+
+# %% [markdown]
 # ## The gates of the LSTM-COR model along the channel sequence
 #
 # Now the real thing. We take the LSTM-COR model (the shipped trained weights if the package has
@@ -583,6 +656,125 @@ rel = np.linalg.norm(final_fwd - final_rev) / (np.linalg.norm(final_fwd) + 1e-12
 print(f"[{PRESET}] last hidden state, forward vs reversed channel order: relative difference {rel:.2f}")
 
 # %% [markdown]
+# :::{admonition} Exercise 3.4 (experiment): how far back does the ConvLSTM remember?
+# :class: exercise
+# The forget gate decides how long what a channel wrote stays in the memory (the pulse figure
+# above, for one unit). Measure it on the model's own ConvLSTM and its input for the test pair
+# (`cell`, `lstm_in`). Write `memory_profile(cell, sequence, forget_shift=0.0)` that
+#
+# 1. makes a copy of `cell` (`PeepholeConvLSTM2D.from_config(cell.get_config())`, built on
+#    `sequence.shape`) whose weights are the cell's, except that `forget_shift` is **added to the
+#    forget-gate bias** (entries `F:2F` of the bias, gate order i, f, c, o);
+# 2. runs `sequence` (`[1, T, H, W, 1]`) through the copy, and again with step `t` set to zero,
+#    for every `t`;
+# 3. returns an array of `T` numbers: the change of the **last** hidden state when step `t` is
+#    removed, relative to the size of the last hidden state, $\lVert h_T - h_T^{(t)} \rVert /
+#    \lVert h_T \rVert$.
+#
+# Then plot the profile for forget shifts $-3$, $0$ and $+3$. What happens to the influence of the
+# early channels? What does that mean for the flow head, which receives the hidden state of
+# *every* step, not only the last? (Tip: batch the `T + 1` sequences into one call.)
+# :::
+
+# %% tags=["exercise"]
+def memory_profile(cell, sequence, forget_shift=0.0):
+    ...  # your code: return an array of T relative changes
+
+
+# %% tags=["solution", "hide-input"]
+def memory_profile(cell, sequence, forget_shift=0.0):
+    copy = PeepholeConvLSTM2D.from_config(cell.get_config())
+    copy.build(sequence.shape)
+    weights = [np.array(w) for w in cell.get_weights()]
+    weights[2][cell.filters:2 * cell.filters] += forget_shift        # the forget gate's bias
+    copy.set_weights(weights)
+    T = sequence.shape[1]
+    batch = np.repeat(sequence, T + 1, axis=0)                         # sample 0 intact, sample t+1 without step t
+    for t in range(T):
+        batch[t + 1, t] = 0.0
+    last = keras.ops.convert_to_numpy(copy(batch))[:, -1]
+    return np.linalg.norm((last[1:] - last[:1]).reshape(T, -1), axis=1) / np.linalg.norm(last[0])
+
+
+# The model's ConvLSTM on the test pair (a centre crop at ci, to stay fast).
+crop = {"ci": 48, "quick": 96, "paper": None}[PRESET]
+probe_in = lstm_in
+if crop:
+    top, left = (lstm_in.shape[2] - crop) // 2, (lstm_in.shape[3] - crop) // 2
+    probe_in = lstm_in[:, :, top:top + crop, left:left + crop]
+shifts = (-3.0, 0.0, 3.0)
+profiles = {shift: memory_profile(cell, probe_in, shift) for shift in shifts}
+fig, ax = plt.subplots(figsize=(6.5, 3.2))
+for shift, profile in profiles.items():
+    ax.plot(np.arange(len(profile)), profile, marker="o", label=f"forget bias {shift:+.0f} (mean f = "
+            f"{sigmoid(cell.get_weights()[2][cell.filters:2 * cell.filters] + shift).mean():.2f} at zero input)")
+ax.set_yscale("log")
+ax.set_xlabel("step t whose channel is removed")
+ax.set_ylabel("relative change of the last $h$")
+ax.set_title(f"[{PRESET}] {'trained' if TRAINED else 'untrained'} ConvLSTM, test pair, input {probe_in.shape[2:4]}",
+             fontsize=10)
+ax.legend(fontsize=7)
+ax.grid(alpha=0.3)
+fig.tight_layout()
+plt.show()
+for shift, profile in profiles.items():
+    print(f"[{PRESET}] forget shift {shift:+.0f}: influence of the first step {profile[0]:.2e}, "
+          f"of the last step {profile[-1]:.2e}, first/last = {profile[0] / profile[-1]:.1e}")
+
+
+# %% tags=["hide-input"]
+def check_ex34(memory_profile):
+    r = np.random.default_rng(34)
+    xs = r.normal(size=(1, 4, 7, 8, 1)).astype("float32")
+    toy = PeepholeConvLSTM2D(2, 3)
+    toy.build(xs.shape)
+    toy.set_weights([r.normal(0, 0.5, size=w.shape).astype("float32") for w in toy.get_weights()])
+    bias_before = toy.get_weights()[2].copy()
+    for shift in (0.0, 2.0):
+        got = memory_profile(toy, xs.copy(), shift)
+        assert got is not None, "memory_profile returns nothing yet: return one number per step."
+        got = np.asarray(got, dtype="float64").ravel()
+        copy = PeepholeConvLSTM2D(2, 3)
+        copy.build(xs.shape)
+        weights = toy.get_weights()
+        weights[2] = weights[2] + np.r_[0, 0, shift, shift, 0, 0, 0, 0].astype("float32")
+        copy.set_weights(weights)
+        base = keras.ops.convert_to_numpy(copy(xs))[0, -1]
+        want = []
+        for t in range(4):
+            cut = xs.copy()
+            cut[0, t] = 0
+            want.append(np.linalg.norm(keras.ops.convert_to_numpy(copy(cut))[0, -1] - base) / np.linalg.norm(base))
+        assert got.shape == (4,), f"{got.shape[0]} numbers for a 4-step sequence: one per step."
+        if not np.allclose(got, want, rtol=1e-3, atol=1e-6):
+            raise AssertionError(f"forget shift {shift}: you get {np.round(got, 4)}, expected {np.round(want, 4)}. "
+                                 "Shift only the forget gate's bias (entries F:2F), and compare the LAST hidden state.")
+    assert np.array_equal(bias_before, toy.get_weights()[2]), "memory_profile must not change the cell's own weights."
+    print("Correct: your memory profile matches the reference on a random 4-step cell, with and without a forget shift.")
+
+
+check(check_ex34, memory_profile, exercise="3.4")
+
+# %% [markdown]
+# :::{admonition} Solution: what the experiment shows
+# :class: dropdown
+# With the forget bias raised, $f = \sigma(\cdot)$ moves towards 1 and the cell keeps what early
+# channels wrote: the curve flattens and the first steps still move the last hidden state (compare
+# the printed "first/last" ratios). With the bias lowered, $f$ moves towards 0 and the memory
+# empties at every step: the last state depends almost only on the last few channels, and the
+# curve falls steeply towards the first step (the printed ratios say by how much in this run).
+# The unshifted curve is this model's own memory length (the figure's title says whether the
+# weights are trained; an untrained cell starts at $b_f = 1$, Keras's unit forget bias).
+#
+# For LSTM-COR this matters less than for a classifier that reads only the last state: the head
+# receives the hidden state of *every* step (`SequenceToChannels`), so a channel removed early
+# still reaches the field through its own step's output, whatever the memory length. What the
+# forget gate controls is how much each step's output is *also* shaped by the channels before
+# it, i.e. how strongly the recurrence mixes channels. A network that does not need that mixing
+# can learn a small forget gate and behave almost like a per-channel convolution (the `conv`
+# ablation of {doc}`08_ablations` tests what the recurrence is worth).
+# :::
+#
 # ## Summary
 #
 # - [Eq. (6)](#eq-paper-6) turns `n` feature channels into `n` steps of a one-channel image
@@ -595,6 +787,8 @@ print(f"[{PRESET}] last hidden state, forward vs reversed channel order: relativ
 #   zero and our NumPy loop with random peepholes; its peephole weights are one value per hidden
 #   channel (our reading).
 # - Channel order is not given by the data; the network learns it together with the recurrence.
+#   The forget gate sets how far back the recurrence reaches along the channels; the head sees
+#   every step's hidden state, so the recurrence mixes channels rather than summarising them.
 #
 # **Next:** {doc}`04_flow_head` turns the 64 ConvLSTM channels into a displacement field with a
 # depthwise convolution and a final convolution to two channels.

@@ -28,7 +28,8 @@
 # - write a depthwise convolution in NumPy and check it against Keras;
 # - explain why the flow convolution is initialised with a tiny normal distribution (start from
 #   the identity warp);
-# - read a displacement field drawn as arrows, as a colour wheel and as a warped grid.
+# - read a displacement field drawn as arrows, as a colour wheel and as a warped grid;
+# - assemble the whole LSTM-COR network from the package's blocks as a functional `keras.Model`.
 
 # %% tags=["parameters"]
 PRESET = "quick"          # "ci" (seconds) | "quick" (minutes, laptop CPU) | "paper" (GPU)
@@ -55,6 +56,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from lstmcor.data import load_dataset
 from lstmcor.evaluation import load_weights, shipped_weights
+from lstmcor.exercises import check
 from lstmcor.metrics import mean_dice
 from lstmcor.models import build_lstmcor
 from lstmcor.registration import register
@@ -108,9 +110,15 @@ for name in ("from_sequence", "head_se", "depthwise", "flow_conv", "field_se"):
 # D = \mathrm{Conv}\big(\big[\mathrm{Conv}([W, H]_{c_1}), \dots, \mathrm{Conv}([W, H]_{c_n})\big]\big) \tag{18}
 # $$
 #
-# Splitting "filter in space" from "mix the channels" is the idea behind depthwise-separable
-# convolutions (Xception, MobileNet). The authors' reason for it is to first condense each channel
-# of the ConvLSTM's sequence on its own, and only then let the channels meet.
+# The authors' reason for the split is to condense each channel of the ConvLSTM's sequence on its
+# own first, and only then let the channels meet. Be careful with the name, though. In Xception and
+# MobileNet a *depthwise-separable* convolution is a depthwise convolution followed by a 1 × 1
+# convolution that mixes the channels. LSTM-COR's head is a depthwise 3 × 3 convolution followed by
+# a **full 3 × 3 convolution**, with **nothing nonlinear between them** (no activation, no
+# normalisation). Two linear maps in a row are one linear map: the two layers together compute a
+# single linear 5 × 5 convolution of the SE-weighted features, whose kernel is built from the two
+# smaller ones (Exercise 4.1 computes it). The only nonlinearity of the head is the SE block in
+# front of it. See {doc}`../readings`.
 #
 # ### Parameters and multiply-adds
 #
@@ -178,40 +186,111 @@ plt.show()
 # arithmetic per byte of memory it reads, so on CPUs and GPUs it tends to be limited by memory
 # traffic rather than arithmetic. The count of multiply-adds is a bound, not a stopwatch.
 #
-# :::{admonition} Exercise 4.1: count the parameters
+# :::{admonition} Exercise 4.1 (experiment): the head is one convolution
 # :class: exercise
-# How many trainable numbers does `keras.layers.DepthwiseConv2D(3)` have on a 64-channel input
-# (it has a bias by default)? And how many would an ordinary `Conv2D` with a 3 × 3 kernel and
-# 64 outputs have on the same input? Write both as plain integers.
+# Write `compose_head(dw_kernel, dw_bias, flow_kernel, flow_bias)` that returns the kernel
+# `[5, 5, C, 2]` and the bias `[2]` of the single 5 × 5 convolution that equals the depthwise layer
+# (`dw_kernel` `[3, 3, C, 1]`, `dw_bias` `[C]`) followed by the flow convolution (`flow_kernel`
+# `[3, 3, C, 2]`, `flow_bias` `[2]`), both with `padding="same"`. Write out where input pixel
+# $p + a + b$ reaches output pixel $p$ through tap $a$ of the depthwise kernel and tap $b$ of the
+# flow kernel; the depthwise bias is filtered by the flow kernel too.
+#
+# Then experiment: (1) check your 5 × 5 convolution against the model's own `depthwise` and
+# `flow_conv` layers on random features (compare away from the one-pixel border: can you say why
+# the border differs?); (2) put a `LeakyReLU` between the two layers and compare again; (3) count
+# the weights of the two layers against those of a free 5 × 5 convolution from 64 channels to 2.
+# What can this head compute, and what not?
 # :::
 
 # %% tags=["exercise"]
-depthwise_params = None
-ordinary_params = None
+def compose_head(dw_kernel, dw_bias, flow_kernel, flow_bias):
+    ...  # your code: return kernel [5, 5, C, 2], bias [2]
 
-# %% tags=["solution"]
-depthwise_params = 3 * 3 * 64 + 64          # one 3x3 kernel per channel + one bias per channel
-ordinary_params = 3 * 3 * 64 * 64 + 64      # a 3x3x64 kernel per output + one bias per output
+
+# %% tags=["solution", "hide-input"]
+def compose_head(dw_kernel, dw_bias, flow_kernel, flow_bias):
+    kernel = np.zeros((5, 5, *flow_kernel.shape[2:]))
+    for a in range(3):                  # depthwise tap a, flow tap b: offset (a - 1) + (b - 1) = (a + b) - 2
+        for b in range(3):
+            kernel[a:a + 3, b:b + 3] += dw_kernel[a, b, :, 0][None, None, :, None] * flow_kernel
+    return kernel, flow_bias + np.einsum("c,ijco->o", dw_bias, flow_kernel)
+
+
+# (1) the model's own head against one 5x5 convolution, on random features
+head_dw, head_flow = model.get_layer("depthwise"), model.get_layer("flow_conv")
+probe_features = rng.normal(size=(1, 24, 28, C)).astype("float32")
+flow_weights = [rng.normal(0, 0.05, size=head_flow.kernel.shape).astype("float32"), np.float32([0.1, -0.2])]
+two_layers = keras.Sequential([keras.Input((24, 28, C)), keras.layers.DepthwiseConv2D(3, padding="same"),
+                               keras.layers.Conv2D(2, 3, padding="same")])
+two_layers.layers[0].set_weights(head_dw.get_weights())
+two_layers.layers[1].set_weights(flow_weights)       # a flow kernel of useful size (the model's starts at 1e-5)
+one_conv = keras.layers.Conv2D(2, 5, padding="same")
+one_conv.build(probe_features.shape)
+one_conv.set_weights([w.astype("float32") for w in compose_head(*head_dw.get_weights(), *flow_weights)])
+y_two = keras.ops.convert_to_numpy(two_layers(probe_features))[0]
+y_one = keras.ops.convert_to_numpy(one_conv(probe_features))[0]
+print(f"[{PRESET}] head (depthwise, flow conv) vs one 5x5 conv: max difference inside "
+      f"{np.abs(y_two - y_one)[1:-1, 1:-1].max():.1e}, on the border {np.abs(y_two - y_one).max():.1e} "
+      f"(output size {np.abs(y_two).max():.2f})")
+# (2) a nonlinearity between the two layers
+bent = keras.Sequential([keras.Input((24, 28, C)), two_layers.layers[0], keras.layers.LeakyReLU(0.2), two_layers.layers[1]])
+y_bent = keras.ops.convert_to_numpy(bent(probe_features))[0]
+print(f"[{PRESET}] with a LeakyReLU between them: max difference inside {np.abs(y_bent - y_one)[1:-1, 1:-1].max():.2f}")
+# (3) weights: the two layers against a free 5x5 convolution 64 -> 2
+free_5x5 = 5 * 5 * C * 2 + 2
+print(f"weights: depthwise {head_dw.count_params()} + flow conv {head_flow.count_params()} = "
+      f"{head_dw.count_params() + head_flow.count_params()}, a free 5x5 conv {C} -> 2: {free_5x5}")
 
 
 # %% tags=["hide-input"]
-def check_ex41(depthwise, ordinary):
-    assert depthwise is not None and ordinary is not None, "Fill in both numbers."
-    dw = keras.layers.DepthwiseConv2D(3)
-    dw.build((None, 16, 16, 64))
-    full = keras.layers.Conv2D(64, 3)
-    full.build((None, 16, 16, 64))
-    assert int(depthwise) == dw.count_params(), (
-        f"{depthwise} is not the depthwise count: each of the 64 channels has its own 3x3 kernel, "
-        "and there is one bias per channel.")
-    assert int(ordinary) == full.count_params(), (
-        f"{ordinary} is not the ordinary count: each of the 64 outputs looks at all 64 inputs "
-        "through a 3x3 kernel, plus one bias per output.")
-    print(f"Correct: {dw.count_params()} against {full.count_params()} parameters, "
-          f"{full.count_params() / dw.count_params():.0f} times fewer.")
+def check_ex41(compose_head):
+    r = np.random.default_rng(41)
+    x = r.normal(size=(2, 12, 13, 5)).astype("float32")
+    dw = keras.layers.DepthwiseConv2D(3, padding="same")
+    flow = keras.layers.Conv2D(2, 3, padding="same")
+    dw.build(x.shape)
+    flow.build(x.shape)
+    dw.set_weights([r.normal(size=(3, 3, 5, 1)).astype("float32"), r.normal(size=5).astype("float32")])
+    flow.set_weights([r.normal(size=(3, 3, 5, 2)).astype("float32"), r.normal(size=2).astype("float32")])
+    result = compose_head(*dw.get_weights(), *flow.get_weights())
+    assert result is not None, "compose_head returns nothing yet: return (kernel, bias)."
+    kernel, bias = (np.asarray(v, dtype="float32") for v in result)
+    assert kernel.shape == (5, 5, 5, 2) and bias.shape == (2,), (
+        f"kernel {kernel.shape} and bias {bias.shape}; for 5 channels expected (5, 5, 5, 2) and (2,).")
+    one = keras.layers.Conv2D(2, 5, padding="same")
+    one.build(x.shape)
+    one.set_weights([kernel, bias])
+    want = keras.ops.convert_to_numpy(flow(dw(x)))[:, 1:-1, 1:-1]
+    got = keras.ops.convert_to_numpy(one(x))[:, 1:-1, 1:-1]
+    err = float(np.abs(got - want).max())
+    if err > 1e-3:
+        offset = (got - want).reshape(-1, 2)
+        hint = ("The kernel is right but the bias is not: the depthwise bias passes through the flow kernel "
+                "(sum over taps and channels)." if np.abs(offset - offset.mean(axis=0)).max() < 1e-3 else
+                "Tap a of the depthwise kernel and tap b of the flow kernel land on tap a + b of the 5x5 kernel; "
+                "each channel c pairs dw_kernel[..., c, 0] with flow_kernel[..., c, :].")
+        raise AssertionError(f"away from the border your 5x5 convolution differs from the two layers by {err:.3g}. {hint}")
+    print(f"Correct: depthwise then flow conv is one 5x5 convolution (max difference {err:.1e} inside the border).")
 
 
-check_ex41(depthwise_params, ordinary_params)
+check(check_ex41, compose_head, exercise="4.1")
+
+# %% [markdown]
+# :::{admonition} Solution: what the experiment shows
+# :class: dropdown
+# (1) Away from the border the two layers and the single 5 × 5 convolution agree to float
+# precision. On the one-pixel border they differ: the flow convolution pads the depthwise *output*
+# with zeros, while the 5 × 5 convolution would need the depthwise response just outside the image,
+# which is not zero (it contains the bias and the image's edge pixels). (2) With a nonlinearity in
+# between, nothing composes and the difference is no longer small (compare it with the output's
+# size, both printed above). (3) The head has fewer weights than a free 5 × 5 convolution from 64 channels to 2 (the
+# printed counts), so it reaches only part of the 5 × 5 kernels: for each channel, both field
+# components use the same depthwise 3 × 3 filter, and each 5 × 5 kernel is a product of two 3 × 3
+# ones. So the head is *linear* in the SE-weighted features: it can smooth and combine them over a
+# 5 × 5 neighbourhood, but it cannot threshold, select or multiply features. Everything nonlinear
+# that the field needs must already be in the 64 channels (the ConvLSTM, the U-Net) or in the SE
+# gates before and after.
+# :::
 
 # %% [markdown]
 # :::{admonition} Exercise 4.2: a depthwise convolution in NumPy
@@ -259,7 +338,7 @@ def check_ex42(fn):
     print(f"Correct: your depthwise convolution equals Keras's (max difference {err:.1e}).")
 
 
-check_ex42(my_depthwise)
+check(check_ex42, my_depthwise, exercise="4.2")
 
 # %% [markdown]
 # ## Why the last convolution starts almost at zero
@@ -455,10 +534,128 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# ## Putting it together
+#
+# With the flow head, every block of LSTM-COR has been built: the SE U-Net with its funnel
+# ({doc}`02_unet_se_skips`), Eq. (6) and the ConvLSTM ({doc}`03_convlstm_channels`), the head of
+# this chapter, and the field SE and spatial transformer that chapter 5 opens up. Here is the
+# package's whole builder, `lstmcor.models.build_lstmcor`, as it is in the installed package:
+
+# %% tags=["hide-input"]
+import inspect
+
+import lstmcor.models
+
+print(inspect.getsource(lstmcor.models.build_lstmcor))
+
+# %% [markdown]
+# and the network it builds, drawn from the model itself by `lstmcor.plots.model_diagram` (every
+# box is one stage, with its layer's name and output shape; an ablated or differently sized model
+# draws differently, and `build_voxelmorph` draws without the stages it lacks):
+
+# %% mystnb={"figure": {"caption": "LSTM-COR at the data's size, drawn from the model: the U-Net (encoder down, decoder up, SE skips across, the funnel to the bottleneck), then Eq. (6), the ConvLSTM, the flow head (SE, depthwise, conv to the field), the field SE and the spatial transformer. Each box gives the stage's output shape without the batch axis.", "name": "fig-04-model"}}
+from lstmcor.plots import model_diagram
+
+model_diagram(model)
+plt.show()
+
+# %% [markdown]
+# :::{admonition} Exercise 4.3: assemble LSTM-COR yourself
+# :class: exercise
+# Write `my_lstmcor(input_shape)` that builds LSTM-COR as a functional `keras.Model`
+# `[moving, fixed] -> [moved, flow]` from the package's blocks, imported in the cell below:
+# `unet_features` (the SE U-Net with the funnel, `ENC_FEATURES`, `LSTMCOR_DEC_FEATURES`),
+# `conv_block` (the sequence generator's last convolution to 16 channels), `ChannelsToSequence`,
+# `PeepholeConvLSTM2D` (4 hidden channels, 3 × 3), `SequenceToChannels`, `SqueezeExcitation`
+# (ratio 8, before the head and on the field), `FlowDepthwiseConv2D` (3 × 3, `padding="same"`),
+# `flow_field` and `SpatialTransformer` (called on `[moving, flow]`). Use the default sizes of
+# `build_lstmcor` and read the source above only if you are stuck.
+#
+# The check builds your model and `build_lstmcor` at 32 × 32, gives the reference a flow
+# convolution of useful size (a fresh one predicts fields of about $10^{-5}$ pixels, too small to
+# tell two networks apart), copies the weights layer by layer in order into yours, and compares
+# both outputs on a random pair.
+# :::
+
+# %%
+from lstmcor.convlstm import ChannelsToSequence, PeepholeConvLSTM2D, SequenceToChannels
+from lstmcor.flow_head import FlowDepthwiseConv2D, flow_field
+from lstmcor.models import ENC_FEATURES, LSTMCOR_DEC_FEATURES, conv_block, unet_features
+from lstmcor.se import SqueezeExcitation
+from lstmcor.transform import SpatialTransformer
+
+
+# %% tags=["exercise"]
+def my_lstmcor(input_shape=(32, 32)):
+    moving = keras.Input((*input_shape, 1), name="moving")  # noqa: F841  (yours to use)
+    fixed = keras.Input((*input_shape, 1), name="fixed")    # noqa: F841
+    ...  # your code: the pair, the U-Net, Eq. 6, the ConvLSTM, the head, the field SE, the warp
+    # return keras.Model([moving, fixed], [moved, flow])
+
+
+# %% tags=["solution"]
+def my_lstmcor(input_shape=(32, 32)):
+    moving = keras.Input((*input_shape, 1), name="moving")
+    fixed = keras.Input((*input_shape, 1), name="fixed")
+    x = keras.layers.Concatenate()([moving, fixed])
+    x = unet_features(x, ENC_FEATURES, LSTMCOR_DEC_FEATURES, se_skips=True, funnel=True, se_ratio=8)
+    x = conv_block(x, 16, "sequence")                   # n_seq = 16 channels
+    x = ChannelsToSequence()(x)                         # Eq. 6: [B, 16, H, W, 1]
+    x = PeepholeConvLSTM2D(4, 3)(x)                     # Eq. 12-16: [B, 16, H, W, 4]
+    x = SequenceToChannels()(x)                         # [B, H, W, 64]
+    x = SqueezeExcitation(8)(x)                         # head SE
+    x = FlowDepthwiseConv2D(3, padding="same")(x)       # Eq. 17
+    flow = flow_field(x)                                # Eq. 18
+    flow = SqueezeExcitation(8)(flow)                   # SE on the field
+    moved = SpatialTransformer()([moving, flow])        # Eq. 19-20
+    return keras.Model([moving, fixed], [moved, flow])
+
+
+# %% tags=["hide-input"]
+def check_ex43(my_lstmcor):
+    size = (32, 32)
+    reference = build_lstmcor(size)
+    r = np.random.default_rng(43)
+    flow_conv = reference.get_layer("flow_conv")
+    flow_conv.set_weights([r.normal(0, 0.05, size=flow_conv.kernel.shape).astype("float32"), np.zeros(2, "float32")])
+    mine = my_lstmcor(size)
+    assert isinstance(mine, keras.Model), f"my_lstmcor returns {type(mine).__name__}, not a keras.Model."
+    theirs = [layer for layer in reference.layers if layer.weights]
+    ours = [layer for layer in mine.layers if layer.weights]
+    for k, (a, b) in enumerate(zip(theirs, ours)):
+        shapes_a, shapes_b = [tuple(w.shape) for w in a.weights], [tuple(w.shape) for w in b.weights]
+        assert type(a) is type(b) and shapes_a == shapes_b, (
+            f"layer {k} with weights: yours is {type(b).__name__} {shapes_b}, build_lstmcor has "
+            f"{type(a).__name__} '{a.name}' {shapes_a}. Check the order of the blocks and their options.")
+    assert len(ours) == len(theirs), (
+        f"your model has {len(ours)} layers with weights, build_lstmcor {len(theirs)}; "
+        f"missing or extra after '{theirs[min(len(ours), len(theirs)) - 1].name}'.")
+    for a, b in zip(theirs, ours):
+        b.set_weights(a.get_weights())
+    pair = [r.random((2, *size, 1)).astype("float32") for _ in range(2)]
+    want = [keras.ops.convert_to_numpy(v) for v in reference(pair)]
+    got = mine(pair)
+    assert isinstance(got, (list, tuple)) and len(got) == 2, "the model should return [moved, flow]."
+    got = [keras.ops.convert_to_numpy(v) for v in got]
+    for name, g, w in zip(("moved", "flow"), got, want):
+        assert g.shape == w.shape, f"{name}: shape {g.shape}, expected {w.shape}."
+        err = float(np.abs(g - w).max())
+        assert np.allclose(g, w, atol=1e-4 * max(1.0, float(np.abs(w).max()))), (
+            f"{name} differs from build_lstmcor's by {err:.3g} with the same weights: the layers are right "
+            "but wired differently (inputs in the order [moving, fixed]? the warp on [moving, flow]?).")
+    print(f"Correct: your LSTM-COR has build_lstmcor's {len(ours)} weighted layers and computes the same "
+          f"moved image and field (max |flow| {np.abs(want[1]).max():.2f} px).")
+
+
+check(check_ex43, my_lstmcor, exercise="4.3")
+
+# %% [markdown]
 # ## Summary
 #
 # - The flow head is SE → depthwise 3 × 3 convolution ([Eq. (17)](#eq-paper-17)) → 3 × 3
-#   convolution to $\phi = 2$ channels ([Eq. (18)](#eq-paper-18)).
+#   convolution to $\phi = 2$ channels ([Eq. (18)](#eq-paper-18)). Nothing nonlinear sits between
+#   the last two, so together they are one linear 5 × 5 convolution of the SE-weighted features
+#   (not a depthwise-separable convolution, whose second layer is 1 × 1).
 # - A depthwise convolution filters each channel on its own: $k^2 C$ weights instead of
 #   $k^2 C\, C_{out}$, and $C_{out}$ times fewer multiply-adds, though not as much less time.
 # - The flow convolution starts near zero (normal, σ = 1e-5, VoxelMorph's choice), so a fresh
@@ -466,6 +663,9 @@ plt.show()
 #   would start from about a pixel of random jitter; in LSTM-COR the features are small anyway).
 # - Arrows, a colour wheel and a warped grid show a field; the true field of a same-brain pair
 #   shows what a good registration should find.
+# - `build_lstmcor` is about sixty lines that wire the package's blocks into one functional
+#   `keras.Model`; you can assemble the same network from them yourself, and
+#   `lstmcor.plots.model_diagram` draws any of the package's models stage by stage.
 #
 # **Next:** {doc}`05_spatial_transformer` uses the field to warp the moving image, pixel by pixel
 # with bilinear interpolation, and looks at the SE gate on the field.

@@ -42,8 +42,12 @@ DEPTHWISE_INITIALIZER = {"class_name": "VarianceScaling",
 CONVLSTM_INITIALIZER = "he_uniform"
 
 
-def _conv(x, filters: int, name: str):
-    """Conv 3x3 + LeakyReLU(0.2), VoxelMorph's convolution block."""
+def conv_block(x, filters: int, name: str):
+    """Conv 3x3 + LeakyReLU(0.2), VoxelMorph's convolution block: layers ``{name}_conv``, ``{name}_act``.
+
+    Example:
+        >>> y = conv_block(keras.Input((32, 32, 2)), 16, "enc0")   # [None, 32, 32, 16]
+    """
     x = keras.layers.Conv2D(filters, 3, padding="same", kernel_initializer="he_normal", name=f"{name}_conv")(x)
     return keras.layers.LeakyReLU(0.2, name=f"{name}_act")(x)
 
@@ -55,18 +59,30 @@ def _inputs(input_shape: Sequence[int], levels: int):
     return moving, fixed
 
 
-def _unet(x, enc_features, dec_features, se_skips: bool = False, funnel: bool = False, se_ratio: int = 8):
+def unet_features(x, enc_features, dec_features, se_skips: bool = False, funnel: bool = False, se_ratio: int = 8):
     """VoxelMorph's U-Net body; optionally SE on the skips and the funnel connection (LSTM-COR).
 
     Encoder: conv, keep the skip, max-pool, per level. Decoder: conv, upsample, concatenate the
     matching skip, per level; then the full-resolution convolutions ``dec_features[levels:]``.
+    Layer names are those of the package's models (``enc0_conv``, ``skip0_se``, ``funnel``, ...).
+
+    Args:
+        x: the stacked pair ``[B, H, W, 2]`` (H, W divisible by ``2 ** len(enc_features)``).
+
+    Returns:
+        ``[B, H, W, dec_features[-1]]``.
+
+    Example:
+        >>> pair = keras.Input((32, 32, 2))
+        >>> unet_features(pair, ENC_FEATURES, LSTMCOR_DEC_FEATURES, se_skips=True, funnel=True).shape
+        (None, 32, 32, 16)
     """
     levels = len(enc_features)
     if len(dec_features) < levels:
         raise ValueError(f"dec_features needs at least {levels} entries (one per level), got {len(dec_features)}.")
     skips = []
     for level, features in enumerate(enc_features):
-        x = _conv(x, features, f"enc{level}")
+        x = conv_block(x, features, f"enc{level}")
         skips.append(SqueezeExcitation(se_ratio, name=f"skip{level}_se")(x) if se_skips else x)
         x = keras.layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
     if funnel:
@@ -74,12 +90,15 @@ def _unet(x, enc_features, dec_features, se_skips: bool = False, funnel: bool = 
         top = keras.layers.AveragePooling2D(2**levels, name="funnel_pool")(skips[0])
         x = keras.layers.Concatenate(name="funnel")([x, top])
     for level in range(levels):
-        x = _conv(x, dec_features[level], f"dec{level}")
+        x = conv_block(x, dec_features[level], f"dec{level}")
         x = keras.layers.UpSampling2D(2, name=f"dec{level}_up")(x)
         x = keras.layers.Concatenate(name=f"dec{level}_skip")([x, skips[levels - 1 - level]])
     for k, features in enumerate(dec_features[levels:]):
-        x = _conv(x, features, f"full{k}")
+        x = conv_block(x, features, f"full{k}")
     return x
+
+
+_conv, _unet = conv_block, unet_features  # their old private names
 
 
 def _check_integration_steps(steps) -> int:
@@ -144,7 +163,7 @@ def build_voxelmorph(
     integration_steps = _check_integration_steps(integration_steps)
     moving, fixed = _inputs(input_shape, len(enc_features))
     x = keras.layers.Concatenate(name="pair")([moving, fixed])
-    x = _unet(x, enc_features, dec_features)
+    x = unet_features(x, enc_features, dec_features)
     flow = _displacement(flow_field(x), integration_steps)
     return keras.Model([moving, fixed], _registration_outputs(moving, flow), name=name)
 
@@ -196,8 +215,8 @@ def build_lstmcor(
 
     # 1. Sequence generator: a U-Net with channel attention on its skips (paper 2.5, Fig. 3).
     x = keras.layers.Concatenate(name="pair")([moving, fixed])
-    x = _unet(x, enc_features, dec_features, se_skips=se_skips, funnel=funnel, se_ratio=se_ratio)
-    sequence = _conv(x, n_seq, "sequence")
+    x = unet_features(x, enc_features, dec_features, se_skips=se_skips, funnel=funnel, se_ratio=se_ratio)
+    sequence = conv_block(x, n_seq, "sequence")
 
     # 2. Channels as a sequence through a ConvLSTM (Eq. 6, 12-16), or a plain conv for ablation.
     if recurrence == "convlstm":
@@ -207,7 +226,7 @@ def build_lstmcor(
         )(steps)
         features = SequenceToChannels(name="from_sequence")(states)
     else:
-        features = _conv(sequence, n_seq * lstm_filters, "recurrence")
+        features = conv_block(sequence, n_seq * lstm_filters, "recurrence")
 
     # 3. Flow head: SE, depthwise conv (Eq. 17), conv to two channels (Eq. 18).
     features = SqueezeExcitation(se_ratio, name="head_se")(features)

@@ -1,4 +1,5 @@
-"""Pictures for the course: image panels, label overlays, displacement fields, warped grids.
+"""Pictures for the course: image panels, label overlays, displacement fields, warped grids, and
+the whole network on one page (:func:`model_diagram`, from :mod:`lstmcor.diagrams`).
 
 Everything returns the Matplotlib figure, so a notebook can ``plt.show()`` it and a script can
 save it. Images are ``[H, W]`` arrays shown upright (row 0 at the top).
@@ -10,6 +11,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from lstmcor.diagrams import model_diagram  # noqa: F401  (the whole network on one page)
 from lstmcor.metrics import jacobian_determinant
 
 LABEL_COLOURS = np.array(

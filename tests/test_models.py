@@ -158,3 +158,18 @@ def test_lstmcor_initial_field_is_on_voxelmorphs_scale():
         lstmcor = _rms(build_lstmcor((32, 32))(images)[1])
         ratios.append(lstmcor / vxm)
     assert 0.1 < float(np.median(ratios)) < 10, ratios
+
+
+def test_public_blocks_build_the_package_s_u_net_and_keep_their_old_names():
+    from lstmcor import models
+
+    assert models._unet is models.unet_features and models._conv is models.conv_block
+    pair = keras.Input((32, 32, 2))
+    out = models.unet_features(pair, models.ENC_FEATURES, models.LSTMCOR_DEC_FEATURES, se_skips=True, funnel=True)
+    sub = keras.Model(pair, out)
+    names = {layer.name for layer in sub.layers}
+    assert {"enc0_conv", "skip0_se", "funnel", "dec3_skip", "full1_act"} <= names
+    assert tuple(out.shape) == (None, 32, 32, models.LSTMCOR_DEC_FEATURES[-1])
+    reference = build_lstmcor((32, 32))
+    assert all(tuple(sub.get_layer(n).output.shape) == tuple(reference.get_layer(n).output.shape) for n in names
+               if n.startswith(("enc", "dec", "skip", "full", "funnel")))
