@@ -487,8 +487,8 @@ check_ex62(answer_62)
 # %% [markdown]
 # ## Training the two networks
 #
-# Now the real thing: both networks are trained **unsupervised** on inter-subject pairs of the
-# training split, with Eq. (23) at $\lambda = 0.01$, and Adam.
+# Now the real thing: both networks are trained **unsupervised** on pairs of different pseudo-subjects
+# (same-brain and cross-brain) of the training split, with Eq. (23) at $\lambda = 0.01$, and Adam.
 #
 # :::{admonition} Our reading: the learning rate
 # :class: note
