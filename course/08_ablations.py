@@ -393,7 +393,7 @@ text.append(f"\nAll together, LSTM-COR's Dice is {vxm_gap:+.4f} against VoxelMor
 text.append("\nEach variant was trained once, with one seed (see the model card), so no difference above can be credited to its "
             "addition: a second training of the same variant with another seed could move its scores as well, and "
             "one seed per variant cannot tell the two apart. `lstmcor sweep` measures that seed-to-seed variation "
-            "(next section).")
+            "(see the note below).")
 display(Markdown("\n".join(text)))
 with open(os.path.join(OUTPUT_DIR, "ablation_summary.md"), "w") as handle:
     handle.write("\n".join(text) + "\n")
