@@ -107,6 +107,59 @@ print(f"[{PRESET}] {N_PAIRS} test pairs measured, SyN on {N_SYN} pair(s) with le
 # :::
 
 # %% [markdown]
+# ## Three choices: similarity, transformation model, optimisation
+#
+# Every registration method, classical or learned, is put together from three choices:
+#
+# 1. a **similarity measure** $\mathcal{L}_{sim}(I_F, I_D)$ that scores how well the moved image
+#    agrees with the fixed one: the mean squared error in this course (Eq. (21), chapter
+#    {doc}`06_loss_and_training`), local normalised cross-correlation in SyN and in chapter
+#    {doc}`09_beyond_the_paper`, mutual information when the two images have different contrasts;
+# 2. a **transformation model**: which $T$ are allowed and which are preferred. Rigid (a rotation
+#    and a shift: 3 numbers in 2D), affine (6 numbers: also scaling and shear), or a dense
+#    displacement field $D$ ($2HW$ numbers) kept plausible by a smoothness penalty
+#    $\mathcal{L}_{smooth}(D)$ weighted by $\lambda$, possibly restricted to maps that cannot fold
+#    (diffeomorphisms, chapter 9);
+# 3. an **optimisation** that finds the best $T$ of the model for the measure.
+#
+# For the dense fields of this course, with $I_M \circ (\mathrm{Id} + D)$ the moved image
+# $p \mapsto I_M\big(p + D(p)\big)$ of the last section, a classical method solves, for each pair
+# anew,
+#
+# $$
+# \hat D = \arg\min_{D}\; \mathcal{L}_{sim}\big(I_F,\, I_M \circ (\mathrm{Id} + D)\big)
+#          + \lambda\, \mathcal{L}_{smooth}(D),
+# $$
+#
+# iterating on the numbers of $D$ itself. A learning method keeps the same measure and the same
+# model but moves the optimisation: a network $g_\theta$ maps the pair to its field,
+# $D = g_\theta(I_M, I_F)$, and its weights are fitted once over a set $P$ of training pairs,
+#
+# $$
+# \hat\theta = \arg\min_{\theta}\; \frac{1}{|P|} \sum_{(I_M, I_F) \in P}
+#   \mathcal{L}_{sim}\big(I_F,\, I_M \circ (\mathrm{Id} + g_\theta(I_M, I_F))\big)
+#   + \lambda\, \mathcal{L}_{smooth}\big(g_\theta(I_M, I_F)\big).
+# $$
+#
+# The cost of optimising is paid once, in training, and *amortised* over every pair registered
+# later with a single forward pass. That is the trade the course measures: time per pair,
+# against what the network may give up in accuracy (chapter {doc}`07_evaluation`).
+#
+# **Affine pre-alignment.** In practice registration runs in stages: first a rigid or affine
+# step removes the global differences (where the head sat in the scanner, its size and
+# orientation), then a deformable step models the local ones. Deformable networks such as
+# VoxelMorph and LSTM-COR are the second stage only: they assume that the affine step has been
+# done, their fields are meant for local displacements of a few pixels, and their last
+# convolution starts near zero, i.e. near the identity (chapter {doc}`04_flow_head`). The
+# embedded data respect that assumption approximately: both brains come on grids of MNI space,
+# so they were aligned to a common space before this course took them, and each pseudo-subject adds
+# only a small affine of its own (rotation within ±3°, scale within ±4 %, shift within ±2 px,
+# `data/README.md`) that nobody removes, so the networks and SyN (run here without an affine
+# stage) must absorb that residual into the deformable field. Images of your own must be affinely
+# aligned to each other, or to a common space such as MNI, before these networks can register
+# them; DIPY's `AffineRegistration` {cite:p}`garyfallidis2014dipy` is one tool for that step.
+
+# %% [markdown]
 # ## The data: two real brains, many pseudo-subjects
 #
 # The paper trained on about a thousand 2D brain slices pooled from public cohorts that cannot

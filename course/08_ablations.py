@@ -13,11 +13,13 @@
 # %% [markdown]
 # # 8. Ablations: what does each addition buy?
 #
-# LSTM-COR is VoxelMorph plus five additions: squeeze-and-excitation on the U-Net skips
+# LSTM-COR adds five switchable pieces to a VoxelMorph-like U-Net: squeeze-and-excitation on the U-Net skips
 # (chapters {doc}`01_squeeze_excitation` and {doc}`02_unet_se_skips`), the funnel connection
 # (chapter 2), a ConvLSTM over the channels instead of a plain convolution and its peephole terms
 # (chapter {doc}`03_convlstm_channels`, Eq. (12)-(16)), and the SE weighting of the field before
-# warping (chapter {doc}`05_spatial_transformer`, Eq. (20)). The paper tests only the whole
+# warping (chapter {doc}`05_spatial_transformer`, Eq. (20)). Its flow head (an SE block and a
+# depthwise layer before the field convolution, chapter {doc}`04_flow_head`) has no switch and
+# stays in every variant. The paper tests only the whole
 # package against VoxelMorph, so it cannot say which of them does the work. An **ablation** does:
 # switch off one addition at a time, keep everything else (data, loss, optimiser, budget, seed)
 # the same, and score every variant on the same test pairs.
@@ -27,8 +29,10 @@
 # 1. build every ablated variant with the switches of `build_lstmcor` and count what each
 #    addition adds in weights;
 # 2. score the variants with the same evaluation as Table 1 and read the time each addition costs;
-# 3. decide, with per-pair differences and their spread, whether an addition helps, hurts, or
-#    cannot be told from noise on our data.
+# 3. decide, with per-pair differences and their spread, whether a variant scores differently
+#    from the full model beyond pair-to-pair noise on our data;
+# 4. explain why one training per variant cannot attribute such a difference to the addition,
+#    and how `lstmcor sweep` measures the seed-to-seed variation that can.
 
 # %% tags=["parameters"]
 PRESET = "quick"          # "ci" (seconds) | "quick" (minutes, laptop CPU) | "paper" (GPU)
@@ -54,6 +58,7 @@ from lstmcor.data import load_dataset
 from lstmcor.evaluation import evaluate, load_weights, shipped_weights, weights_dir
 from lstmcor.models import build_lstmcor
 from lstmcor.plots import loss_curves
+from lstmcor.settings import ABLATIONS
 from lstmcor.training import read_log
 
 N_PAIRS = {"ci": 4, "quick": 32, "paper": None}[PRESET]
@@ -66,7 +71,8 @@ print(f"[{PRESET}] pairs scored: {N_PAIRS if N_PAIRS else 'all ordered pairs of 
 # Each variant is the full model with one switch of `build_lstmcor` turned off. The shipped
 # weights of each were trained by `lstmcor train` with the matching flag (`--no-se-skips`,
 # `--no-funnel`, `--recurrence conv`, `--no-peepholes`, `--no-field-se`). VoxelMorph is kept as
-# the reference that has none of the additions.
+# a reference; it is not the model with every switch off (the cell after the table builds that
+# model and lists what it keeps).
 
 # %%
 FULL = "LSTM-COR"
@@ -89,6 +95,31 @@ for row, (name, switches, _) in VARIANTS.items():
 lines.append(f"| VoxelMorph | (reference) | {models['VoxelMorph'].count_params():,} | "
              f"{models['VoxelMorph'].count_params() - params[FULL]:+,} |")
 display(Markdown("\n".join(lines)))
+
+# %%
+# The model with every switch of lstmcor.settings.ABLATIONS off, against VoxelMorph, layer by layer.
+ALL_OFF = {switch: off for switch, (_, _, off, _) in ABLATIONS.items()}
+all_off = build_lstmcor(input_shape=ds.shape, **ALL_OFF)
+
+
+def weighted_layers(model):
+    return {layer.name: layer.count_params() for layer in model.layers if layer.count_params()}
+
+
+mine, theirs = weighted_layers(all_off), weighted_layers(models["VoxelMorph"])
+only_mine = {k: v for k, v in mine.items() if k not in theirs}
+only_theirs = {k: v for k, v in theirs.items() if k not in mine}
+changed = {k: (theirs[k], mine[k]) for k in mine if k in theirs and mine[k] != theirs[k]}
+print(f"[{PRESET}] every switch off ({ALL_OFF}): {all_off.count_params():,} weights, "
+      f"VoxelMorph {models['VoxelMorph'].count_params():,} ({all_off.count_params() - models['VoxelMorph'].count_params():+,})")
+print("  layers with weights only in the all-off model: "
+      + (", ".join(f"{k} ({v:,})" for k, v in only_mine.items()) or "none"))
+print("  layers with weights only in VoxelMorph:        "
+      + (", ".join(f"{k} ({v:,})" for k, v in only_theirs.items()) or "none"))
+print("  same layer, different weights (VoxelMorph -> all off): "
+      + (", ".join(f"{k} ({a:,} -> {b:,})" for k, (a, b) in changed.items()) or "none"))
+print("  so 'all off' " + ("is VoxelMorph's architecture" if not only_mine and not only_theirs and not changed
+                           else "is not VoxelMorph: the layers above are what the five switches leave in place"))
 
 # %% [markdown]
 # Every shipped file has exactly the weights that `build_lstmcor` gives for its switches (the
@@ -134,9 +165,10 @@ check_ex81(answer_81)
 #
 # An ablation is only fair if every variant had the same training. The model card states the
 # command, preset and seed behind each file, and the logs shipped beside the weights let us check
-# the budgets and see the curves. Read the budget before reading the table: with a short training,
-# differences of a few thousandths in Dice are within the noise of training itself (another seed
-# would reorder them).
+# the budgets and see the curves. Read the budget before reading the table, and note that each
+# variant was trained **once**, with one seed: the cell below prints how far apart the variants'
+# final validation losses are, a spread that mixes what each switch does with what the draw of
+# a training run does.
 
 # %%
 card = weights_dir() / "README.md"
@@ -154,6 +186,12 @@ for row, (name, _, _) in list(VARIANTS.items()) + [("VoxelMorph", ("voxelmorph",
 budgets = {len(log["loss"]) for log in logs.values()}
 print(f"[{PRESET}] " + ("all variants trained for the same number of epochs" if len(budgets) == 1
                         else f"different budgets: {sorted(budgets)} epochs; compare with care"))
+val_final = {row: log["val_loss"][-1] for row, log in logs.items() if row in VARIANTS and len(log.get("val_loss", []))}
+if len(val_final) > 1:
+    low, high = min(val_final, key=val_final.get), max(val_final, key=val_final.get)
+    print(f"[{PRESET}] final validation loss of the LSTM-COR variants: from {val_final[low]:.5f} ({low}) to "
+          f"{val_final[high]:.5f} ({high}), {100 * (val_final[high] / val_final[low] - 1):.0f} % apart, "
+          f"one training (seed) each: the spread holds both the switches' effects and seed-to-seed variation")
 
 # %% mystnb={"figure": {"caption": "Training loss of every shipped variant, raw and with a moving average (as in Fig. 5).", "name": "fig-08-loss"}}
 if logs:
@@ -318,48 +356,61 @@ for row in [r for r in VARIANTS if r != FULL] + ["VoxelMorph"]:
 # %% [markdown]
 # ## What the ablation says, in plain words
 #
-# Written from this run's numbers. An addition is said to **help** (or **hurt**) only when the
-# paired test gives $p < 0.05$; otherwise its effect is reported as within noise, with its size
-# measured against the spread of Dice between pairs. Time differences of a few milliseconds on a
-# CPU are within the timing noise (the standard deviations in the table above).
+# Written from this run's numbers. A variant is said to score differently from the full model
+# only when the paired test over the test pairs gives $p < 0.05$; otherwise the difference is
+# reported as within pair-to-pair noise, with its size measured against the spread of Dice
+# between pairs. Time differences of a few milliseconds on a CPU are within the timing noise (the
+# standard deviations in the table above). The paired test sees only the test pairs: it compares
+# two trained networks, not two training recipes.
 
 # %%
 def plain(addition, e):
     size = abs(e["dice"]) / spread if spread > 0 else float("nan")
     if np.isfinite(e["dice_p"]) and e["dice_p"] < 0.05:
-        word = "helps" if e["dice"] > 0 else "hurts"
-        judgement = f"**{word}**: Dice {e['dice']:+.4f} (p = {e['dice_p']:.3g})"
+        word = "higher" if e["dice"] > 0 else "lower"
+        judgement = (f"the full model's Dice is **{word}** than without it, beyond pair-to-pair noise: "
+                     f"{e['dice']:+.4f} (p = {e['dice_p']:.3g})")
     else:
-        judgement = (f"cannot be told from noise: Dice {e['dice']:+.4f} ± {e['dice_se']:.4f} "
+        judgement = (f"cannot be told from pair-to-pair noise: Dice {e['dice']:+.4f} ± {e['dice_se']:.4f} "
                      f"(p = {e['dice_p']:.3g})")
-    mse_word = "lowers" if e["mse"] < 0 else "raises"
-    return (f"- *{addition}* {judgement}, {100 * size:.1f} % of the pair-to-pair spread of Dice; it {mse_word} MSE by "
-            f"{abs(e['mse']):.6f} (p = {e['mse_p']:.3g}); it costs {e['ms']:+.1f} ms per pair and {e['weights']:+,} weights.")
+    mse_word = "lower" if e["mse"] < 0 else "higher"
+    return (f"- *{addition}*: {judgement}, {100 * size:.1f} % of the pair-to-pair spread of Dice; with it MSE is "
+            f"{mse_word} by {abs(e['mse']):.6f} (p = {e['mse_p']:.3g}); it costs {e['ms']:+.1f} ms per pair and "
+            f"{e['weights']:+,} weights.")
 
 
 vxm_gap = ev.summary[FULL]["dice_mean"] - ev.summary["VoxelMorph"]["dice_mean"]
 time_full, time_vxm = ev.summary[FULL]["seconds_median"], ev.summary["VoxelMorph"]["seconds_median"]
-helpful = [a for a, e in effects.items() if np.isfinite(e["dice_p"]) and e["dice_p"] < 0.05 and e["dice"] > 0]
+beaten = [e["row"] for e in effects.values() if np.isfinite(e["dice_p"]) and e["dice_p"] < 0.05 and e["dice"] > 0]
 dearest = max(effects, key=lambda a: effects[a]["ms"])
 text = [f"**[{PRESET}] The additions on our data** ({len(ev.pairs)} test pairs, weights trained as the model card says)\n"]
 text += [plain(addition, e) for addition, e in effects.items()]
 text.append(f"\nAll together, LSTM-COR's Dice is {vxm_gap:+.4f} against VoxelMorph's, at {1000 * time_full:.1f} ms against "
             f"{1000 * time_vxm:.1f} ms per pair. "
-            + (f"Additions that help beyond noise: {', '.join(helpful)}. " if helpful
-               else "No single addition helps beyond pair-to-pair noise on these pairs. ")
-            + f"The most expensive in time is the {dearest} ({effects[dearest]['ms']:+.1f} ms per pair).")
+            + (f"Variants the full model beats in Dice beyond pair-to-pair noise: {', '.join(beaten)}. " if beaten
+               else "The full model beats no variant in Dice beyond pair-to-pair noise on these pairs. ")
+            + f"The most expensive addition in time is the {dearest} ({effects[dearest]['ms']:+.1f} ms per pair).")
+text.append("\nEach variant was trained once, with one seed (see the model card), so no difference above can be credited to its "
+            "addition: a second training of the same variant with another seed could move its scores as well, and "
+            "one seed per variant cannot tell the two apart. `lstmcor sweep` measures that seed-to-seed variation "
+            "(see the note below).")
 display(Markdown("\n".join(text)))
 with open(os.path.join(OUTPUT_DIR, "ablation_summary.md"), "w") as handle:
     handle.write("\n".join(text) + "\n")
 
 # %% [markdown]
-# :::{admonition} Why "within noise" is the expected answer for small budgets
+# :::{admonition} One seed per variant cannot separate an effect from the draw of the training
 # :class: note
-# Two trainings of the *same* model with different seeds already differ in Dice by an amount of
-# the order of the effects above; an ablation with one seed per variant cannot separate an effect
-# smaller than that. The honest ways forward are longer training (`PRESET = "paper"` on a GPU),
-# several seeds per variant, and more test pairs. None of them changes the time column, which is
-# the one measurement here that does not depend on training.
+# Each shipped variant is one training run. Its scores are the effect of its switch *plus* the
+# luck of its seed (initial weights, order of the batches), and with one run per variant the two
+# cannot be told apart: this chapter has no measure of how far two seeds of the *same* variant
+# land from each other, so it cannot say whether any difference above exceeds that. The package
+# measures it: `lstmcor sweep` trains every variant with several seeds, scores all of them on the
+# same test pairs and tests each difference against the seed-to-seed spread, for example
+# `lstmcor sweep --models lstmcor --seeds 0 1 2 --ablations no_funnel conv --out runs/ablations`
+# (on a GPU at `--preset paper`; `--preset ci` only checks that it runs). Longer training and more
+# test pairs help too. None of this changes the time column, the one measurement here that does
+# not depend on training.
 # :::
 #
 # ## Train an ablation yourself
@@ -389,8 +440,12 @@ with open(os.path.join(OUTPUT_DIR, "ablation_summary.md"), "w") as handle:
 #   ConvLSTM even has fewer weights than the plain convolution that replaces it. In time it is
 #   another story: the ConvLSTM runs its steps one after another, and the table above shows
 #   what that costs per pair on this device.
-# - Whether an addition helps is judged pair by pair, against the spread between pairs and with
-#   a paired test; the paragraph above says it for this run.
+# - Whether a variant scores differently from the full model is judged pair by pair, against the
+#   spread between pairs and with a paired test; the paragraph above says it for this run. With
+#   one training per variant that compares two trained networks; crediting a difference to an
+#   addition needs several seeds per variant (`lstmcor sweep`).
+# - With every switch off the model is not VoxelMorph: the flow head's SE block and depthwise layer
+#   and the convolution that stands in for the ConvLSTM stay (the layer list above).
 #
 # **Next:** {doc}`09_beyond_the_paper` goes beyond the paper: fields that cannot fold and a
 # similarity that ignores contrast. The {doc}`../readings` page lists every place where we had to

@@ -198,7 +198,10 @@ def evaluate(
     out: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> Evaluation:
-    """Score registration methods on inter-subject pairs of one split.
+    """Score registration methods on pairs of different subjects of one split.
+
+    For the embedded set the subjects are pseudo-subjects of two brains, so a pair is same-brain
+    or cross-brain (``.groups``).
 
     Args:
         models: a model, a path to a ``.keras`` file, or a dict ``name -> model | path | callable``

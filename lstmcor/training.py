@@ -150,7 +150,7 @@ def train(
     verbose: int | str = "auto",
     devices: int | str = 1,
 ) -> TrainResult:
-    """Train a registration model unsupervised on inter-subject pairs.
+    """Train a registration model unsupervised on pairs of different subjects (pseudo-subjects for the embedded set).
 
     A setting left at ``None`` takes its default on a new run, and the run's value (from
     ``state.json``) on a resumed one; a given setting that differs from the run's is refused.

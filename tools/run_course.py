@@ -288,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
         "machine": platform.machine(),
+        # the CPU cores this run could use (the lecturer's guide names them next to the times)
+        "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
     })
 
     print(f"run_course: {len(chapters)} chapter(s), preset={args.preset}, kernel={sys.executable}, "

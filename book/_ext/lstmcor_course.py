@@ -15,6 +15,10 @@ It also keeps the built site offline:
 - Any script or stylesheet with a remote URL, and inline scripts naming one (sphinx-thebe's
   ``THEBE_JS_URL``; Thebe needs a Binder anyway), are dropped from the pages with a warning.
   Plain hyperlinks (``<a href="https://...">``) are kept: they are not fetched.
+
+And it fills in the generated parts of ``lecturers_guide.md`` (run times from the timings files,
+reading times and learning goals from the chapters' sources; see ``lecturers_guide.py`` beside
+this file), re-reading that page on every build so that it shows the current build's times.
 """
 from __future__ import annotations
 
@@ -26,6 +30,9 @@ from pathlib import Path
 
 from sphinx.errors import ExtensionError
 from sphinx.util import logging
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lecturers_guide  # noqa: E402  (beside this file)
 
 LOG = logging.getLogger(__name__)
 
@@ -62,6 +69,22 @@ def run_stale_chapters(app, config) -> None:
             f"tools/run_course.py failed (exit {proc.returncode}) while preparing the book's chapters; "
             "see the message above (chapter, cell, error)."
         )
+
+
+GUIDE = "lecturers_guide"
+
+
+def fill_lecturers_guide(app, docname, source) -> None:
+    """source-read: replace the guide's markers with tables and lists built from the measurements."""
+    if docname != GUIDE:
+        return
+    root = Path(app.srcdir).resolve().parent
+    source[0] = lecturers_guide.expand_page(source[0], root)
+
+
+def reread_lecturers_guide(app, env, added, changed, removed) -> list[str]:
+    """env-get-outdated: the guide depends on timings.json and the chapters, which Sphinx does not track."""
+    return [GUIDE] if GUIDE in env.found_docs else []
 
 
 REMOTE = ("http://", "https://", "//")
@@ -115,6 +138,8 @@ def setup(app):
     # before sphinx_external_toc reads _toc.yml (config-inited, priority 900)
     app.connect("config-inited", run_stale_chapters, priority=100)
     app.connect("config-inited", drop_autoincluded_mathjax, priority=800)
+    app.connect("source-read", fill_lecturers_guide)
+    app.connect("env-get-outdated", reread_lecturers_guide)
     # after every other extension has added its assets
     app.connect("html-page-context", keep_page_offline, priority=900)
     return {"version": "0.1", "parallel_read_safe": True, "parallel_write_safe": True}

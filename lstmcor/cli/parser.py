@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
                             help=f"{help_text} (default {paper})")
 
     ev = sub.add_parser("evaluate", help="score trained models on test pairs (Table 1)",
-                        description="Score models on inter-subject pairs of a split; prints the markdown table "
+                        description="Score models on pairs of different subjects of a split; prints the markdown table "
                                     "and writes pairs.csv, summary.json and table.md.",
                         epilog=EPILOG_EVALUATE, formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("--weights", nargs="+", required=True, help="one or more model.keras files")

@@ -14,7 +14,7 @@ def _split_members(dataset: RegistrationSet, split: str) -> np.ndarray:
     idx = np.asarray(dataset.splits[split], dtype=np.int64)
     if len({dataset.subjects[i] for i in idx}) < 2:
         raise ValueError(f"split '{split}' of '{dataset.name}' has fewer than two subjects, so it has no "
-                         "inter-subject pairs: add images or change split_fractions")
+                         "pairs of different subjects: add images or change split_fractions")
     return idx
 
 
