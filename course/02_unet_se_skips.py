@@ -227,7 +227,7 @@ for label, c in cost.items():
     print(f"  {label:18s}  {c['params']:10,d}   {c['conv'] / 1e6:10.1f}   {c['se'] / 1e6:8.2f}   "
           f"{1000 * c['s']:7.1f} (IQR {1000 * c['iqr']:.1f})")
 
-# %% mystnb={"figure": {"caption": "Cost of the sequence generator with and without the paper's additions: parameters, arithmetic (millions of multiply-accumulates) and measured time per pair on this machine.", "name": "fig-02-cost"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Cost of the sequence generator with and without the paper's additions: parameters, arithmetic (millions of multiply-accumulates) and measured time per pair on this machine.", "name": "fig-02-cost"}}
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
 labels = list(cost)
 colours = ["#bdbdbd", "#fd8d3c"]
@@ -278,7 +278,7 @@ fix = np.stack([ds.images[b] for _, b in pairs])[..., None]
 sequences = np.asarray(gen_show.predict_on_batch([mov, fix]))
 print(f"using {weights_note}; sequences {sequences.shape} for {len(pairs)} test pairs")
 
-# %% mystnb={"figure": {"caption": "The 16 feature maps (the 'sequence') that the generator emits for one test pair, each on its own colour scale; the moving and fixed images are on the left.", "name": "fig-02-sequence"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The 16 feature maps (the 'sequence') that the generator emits for one test pair, each on its own colour scale; the moving and fixed images are on the left.", "name": "fig-02-sequence"}}
 def show_sequence(pair=0):
     fig = plt.figure(figsize=(14, 7.4))
     grid = fig.add_gridspec(4, 6, width_ratios=[1.3, 0.15, 1, 1, 1, 1], wspace=0.08, hspace=0.25)

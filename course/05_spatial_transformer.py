@@ -134,7 +134,7 @@ plt.show()
 # What happens outside the image the paper does not say; the package clamps the sample point to the
 # image, so outside samples take the nearest border value (SciPy's `mode="nearest"`).
 
-# %% mystnb={"figure": {"caption": "Left: the tent kernel max(0, 1 - |t|) of Eq. (19). Right: a sample point between four pixels; each pixel's weight is the area of the rectangle on the opposite side of the point.", "name": "fig-05-bilinear"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Left: the tent kernel max(0, 1 - |t|) of Eq. (19). Right: a sample point between four pixels; each pixel's weight is the area of the rectangle on the opposite side of the point.", "name": "fig-05-bilinear"}}
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [1.2, 1]})
 t = np.linspace(-2, 2, 401)
 axes[0].plot(t, np.maximum(0, 1 - np.abs(t)), lw=2)
@@ -325,7 +325,7 @@ print(f"[{PRESET}] renumbered tissues: nearest changes {np.sum(nearest_relabelle
       f"linear + round changes {np.sum(relabelled != rounded)} pixels; mean Dice {mean_dice(labels_f, rounded):.3f} "
       f"-> {mean_dice(labels_f, relabelled):.3f}")
 
-# %% mystnb={"figure": {"caption": "Labels warped by the true field. Linear interpolation produces in-between values along every boundary (middle left, zoom); rounding them invents tissue, e.g. a rim of CSF (1) between background (0) and grey matter (2) (red, right).", "name": "fig-05-labels"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Labels warped by the true field. Linear interpolation produces in-between values along every boundary (middle left, zoom); rounding them invents tissue, e.g. a rim of CSF (1) between background (0) and grey matter (2) (red, right).", "name": "fig-05-labels"}}
 zoom = (slice(20, 80), slice(40, 110))
 fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
 axes[0].imshow(label_rgb(nearest_labels))

@@ -196,7 +196,7 @@ print(f"[{PRESET}] sum / mean for three very different fields: {', '.join(f'{r:,
 # forward differences per pixel. The synthetic deformation is defined over the whole image, so the
 # background pays too; the cost is highest where the deformation bends sharply.
 
-# %% mystnb={"figure": {"caption": "Where the smoothness term of Eq. (22) is paid, for the true displacement of the pair: squared forward differences along rows, along columns, and their sum.", "name": "fig-06-grad-map"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Where the smoothness term of Eq. (22) is paid, for the true displacement of the pair: squared forward differences along rows, along columns, and their sum.", "name": "fig-06-grad-map"}}
 d_rows = np.zeros_like(truth)
 d_cols = np.zeros_like(truth)
 d_rows[:-1] = truth[1:] - truth[:-1]
@@ -397,7 +397,7 @@ display(live_view(lambda value: show_lambda(value), value=widgets.SelectionSlide
 show_lambda(0.1)
 plt.show()
 
-# %% mystnb={"figure": {"caption": "The lambda trade-off on one pair. Each row is one lambda: the warped grid over the fixed image, the Jacobian determinant (black: folds), and the difference to the fixed image after registration.", "name": "fig-06-lambda-grid"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The lambda trade-off on one pair. Each row is one lambda: the warped grid over the fixed image, the Jacobian determinant (black: folds), and the difference to the fixed image after registration.", "name": "fig-06-lambda-grid"}}
 fig, axes = plt.subplots(3, len(LAMBDAS), figsize=(2.6 * len(LAMBDAS), 8.2))
 for k, lam in enumerate(LAMBDAS):
     r = results[lam]
@@ -419,7 +419,7 @@ fig.suptitle(f"[{PRESET}] the same pair, {FIT_STEPS} steps of Adam on Eq. (23) p
 fig.tight_layout()
 plt.show()
 
-# %% mystnb={"figure": {"caption": "The four numbers of the trade-off against lambda (lambda = 0 drawn at the left end). Dashed: the value for the true field.", "name": "fig-06-lambda-curves"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The four numbers of the trade-off against lambda (lambda = 0 drawn at the left end). Dashed: the value for the true field.", "name": "fig-06-lambda-curves"}}
 xs = np.arange(len(LAMBDAS))
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.2))
 panels = [("mse", "MSE (Eq. 21)", mse_numpy(fixed, by_truth)), ("grad", "Grad (Eq. 22)", grad_numpy(truth)),

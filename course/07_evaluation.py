@@ -214,7 +214,7 @@ plt.show()
 # The same row for one method on several pairs is the form of the paper's Table 2; here for
 # LSTM-COR on three test pairs (the package's `lstmcor.plots.registration_panels` draws one such row).
 
-# %% mystnb={"figure": {"caption": "Table 2 on our data: LSTM-COR on up to three test pairs, one row each (moving, fixed, moved, and the differences to the fixed image before and after).", "name": "fig-07-table2"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Table 2 on our data: LSTM-COR on up to three test pairs, one row each (moving, fixed, moved, and the differences to the fixed image before and after).", "name": "fig-07-table2"}}
 rows = min(3, len(ev.pairs))
 fig, axes = plt.subplots(rows, 5, figsize=(13, 2.9 * rows), squeeze=False)
 for k in range(rows):
@@ -242,7 +242,7 @@ plt.show()
 # standard deviation of those calls. The scale is logarithmic because the classical method is in
 # another league.
 
-# %% mystnb={"figure": {"caption": "Time to register one pair (median of repeated calls, error bar: standard deviation), ours on the device named, and the paper's GPU times.", "name": "fig-07-timing"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Time to register one pair (median of repeated calls, error bar: standard deviation), ours on the device named, and the paper's GPU times.", "name": "fig-07-timing"}}
 names = ["SyN (DIPY)", "VoxelMorph", "LSTM-COR"]
 colours = {"SyN (DIPY)": "tab:gray", "VoxelMorph": "tab:blue", "LSTM-COR": "tab:orange"}
 fig, ax = plt.subplots(figsize=(7.5, 3.6))
@@ -328,7 +328,7 @@ plt.show()
 # *endpoint error* in pixels. The identity row is the size of the true displacement itself: a
 # method must beat it to be of any use.
 
-# %% mystnb={"figure": {"caption": "Endpoint error against the true displacement, per test pair whose truth is known (one dot per pair), and the error map of both networks on the pair shown above.", "name": "fig-07-epe"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Endpoint error against the true displacement, per test pair whose truth is known (one dot per pair), and the error map of both networks on the pair shown above.", "name": "fig-07-epe"}}
 epe = {n: np.array([r["epe"] for r in ev.rows if r["method"] == n]) for n in ORDER}
 known = np.isfinite(epe["identity"])
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), gridspec_kw={"width_ratios": [1.4, 1, 1]})
@@ -367,7 +367,7 @@ plt.show()
 # The mean Dice of Table 1 hides which tissue is aligned. Per label: CSF is thin and hard, white
 # matter large and easy.
 
-# %% mystnb={"figure": {"caption": "Dice per anatomical label over the test pairs, for each method.", "name": "fig-07-dice-labels"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Dice per anatomical label over the test pairs, for each method.", "name": "fig-07-dice-labels"}}
 label_keys = [k for k in ev.rows[0] if k.startswith("dice_")]
 fig, axes = plt.subplots(1, len(label_keys), figsize=(4.2 * len(label_keys), 3.6), sharey=True)
 for ax, key in zip(np.atleast_1d(axes), label_keys):
@@ -411,7 +411,7 @@ for metric, (diffs, frac, p_value) in paired_results.items():
     print(f"[{PRESET}] {metric:8s} LSTM-COR - VoxelMorph: mean {np.mean(diffs):+.5f}, std {np.std(diffs):.5f} "
           f"over {diffs.size} pairs; LSTM-COR larger on {100 * frac:.0f} % of them; Wilcoxon p = {p_value:.3g}")
 
-# %% mystnb={"figure": {"caption": "Pair by pair: each dot is one test pair, VoxelMorph's score across, LSTM-COR's up. Above the diagonal LSTM-COR's value is larger (better for Dice, worse for MSE).", "name": "fig-07-paired"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Pair by pair: each dot is one test pair, VoxelMorph's score across, LSTM-COR's up. Above the diagonal LSTM-COR's value is larger (better for Dice, worse for MSE).", "name": "fig-07-paired"}}
 fig, axes = plt.subplots(1, 2, figsize=(9, 4))
 for ax, metric in zip(axes, ["dice", "mse"]):
     vx = [r[metric] for r in ev.rows if r["method"] == "VoxelMorph"]

@@ -267,7 +267,7 @@ display(Markdown(f"**[{PRESET}] Full model minus the variant without each additi
 with open(os.path.join(OUTPUT_DIR, "effects.json"), "w") as handle:
     json.dump({"preset": PRESET, "pairs": len(ev.pairs), "device": ev.device, "effects": effects}, handle, indent=2)
 
-# %% mystnb={"figure": {"caption": "Each addition of the paper as a point: what it costs in time per pair (across) against what it changes in Dice and MSE (up: better). Vertical bars: standard error over pairs; horizontal bars: an estimate of the timing noise.", "name": "fig-08-cost-benefit"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Each addition of the paper as a point: what it costs in time per pair (across) against what it changes in Dice and MSE (up: better). Vertical bars: standard error over pairs; horizontal bars: an estimate of the timing noise.", "name": "fig-08-cost-benefit"}}
 fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.4))
 colours = plt.cm.tab10(np.arange(len(effects)))
 runs = ev.summary[FULL]["timing_runs"]

@@ -128,7 +128,7 @@ for name in shipped:
 # Where are the folds? We pick the test pair on which the shipped LSTM-COR folds most and draw the
 # determinant of both networks' fields for it, folds outlined in black.
 
-# %% mystnb={"figure": {"caption": "Jacobian determinant of the fields of the shipped networks on the test pair where LSTM-COR folds most (blue: shrinking, red: growing; black outline: det J <= 0, a fold).", "name": "fig-09-shipped-det"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Jacobian determinant of the fields of the shipped networks on the test pair where LSTM-COR folds most (blue: shrinking, red: growing; black outline: det J <= 0, a fold).", "name": "fig-09-shipped-det"}}
 lc_rows = [r for r in ev_shipped.rows if r["method"] == "LSTM-COR"]
 worst = max(range(len(lc_rows)), key=lambda k: lc_rows[k]["folding"])
 M, F = ev_shipped.pairs[worst]
