@@ -226,11 +226,10 @@ def smooth_velocity(amplitude, shape=None, sigma=10.0, seed=SEED):
 def check_ex91(fn):
     velocity = smooth_velocity(6.0)
     mine = fn(velocity, steps=7)
-    if mine is None:
-        print("Not solved yet (your function returns None). Hint: divide the velocity by 2**steps, then "
-              "repeat `steps` times: sample each channel of d at (rows + d[..., 0], cols + d[..., 1]) with "
-              "map_coordinates(order=1, mode='nearest') and add the samples to d.")
-        return
+    assert mine is not None, (
+        "your function returns None. Divide the velocity by 2**steps, then repeat `steps` times: sample each "
+        "channel of d at (rows + d[..., 0], cols + d[..., 1]) with map_coordinates(order=1, mode='nearest') "
+        "and add the samples to d.")
     mine = np.asarray(mine, "float32")
     expected = ops.convert_to_numpy(integrate(velocity[None], steps=7))[0]
     assert mine.shape == expected.shape, f"shape {mine.shape}, expected {expected.shape} (rows, columns, 2)."
