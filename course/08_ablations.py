@@ -166,12 +166,13 @@ check(check_ex81, effect_81, exercise="8.1")
 # with every other weight shared its whole effect is to multiply the rows and the columns of the
 # field by two global gates (the check verifies exactly that). The gates are sigmoids, so they lie
 # in (0, 1): the gated field is always *shorter* than the ungated one, and the ratio printed above
-# says by how much for the shipped weights on this pair. The network trained with the gate has
-# learned to predict a raw field that is longer by that factor (an untrained gate starts near
-# $\sigma(0) = 0.5$, since the untrained field is almost zero); the gate cannot bend or reshape the field, only
+# says by how much for the shipped weights on this pair. Eq. (4) has no biases, so the gates depend
+# on the field only through its mean displacement $z$; where the field moves about as much one way
+# as the other, $z$ is near zero and both gates sit near $\sigma(0) = 0.5$ whatever the weights
+# learned (compare the printed gates with 0.5). The gate cannot bend or reshape the field, only
 # rescale its two components. Any difference in Dice between the two trained variants comes from
 # that rescaling and from how it changes training, not from a new way to deform the image. Other
-# switches (`se_skips`, `funnel`, `peepholes`) change the field everywhere, because they act before
+# switches (`se_skips`, `funnel`, `peepholes`) can change the field anywhere, because they act before
 # the field is formed.
 # :::
 
