@@ -357,7 +357,7 @@ def skip_gates(model, moving, fixed):
 # %% tags=["solution"]
 def skip_gates(model, moving, fixed):
     layers = [model.get_layer(f"skip{k}_se") for k in range(4)]
-    entering = keras.Model(model.inputs, [layer.input for layer in layers]).predict_on_batch([moving, fixed])
+    entering = keras.Model(model.inputs, [layer.input for layer in layers])([moving, fixed])
     return [keras.ops.convert_to_numpy(layer.gates(x))[0] for layer, x in zip(layers, entering)]
 
 
@@ -378,9 +378,9 @@ def check_ex21(skip_gates, model, moving, fixed):
     for fixed_image in (fixed, fixed ** 0.5):
         got = skip_gates(model, moving, fixed_image)
         assert got is not None and len(got) == 4, "Return a list of four gate vectors, one per skip0_se ... skip3_se."
-        for k, (layer, x) in enumerate(zip(layers, entering.predict_on_batch([moving, fixed_image]))):
+        for k, (layer, x) in enumerate(zip(layers, entering([moving, fixed_image]))):
             w1, w2 = (keras.ops.convert_to_numpy(w).astype("float64") for w in layer.weights)
-            z = np.asarray(x, "float64").mean(axis=(1, 2))
+            z = keras.ops.convert_to_numpy(x).astype("float64").mean(axis=(1, 2))
             want = 1 / (1 + np.exp(-(np.maximum(z @ w1, 0) @ w2)))[0]
             mine = np.asarray(got[k]).reshape(-1)
             assert mine.shape == want.shape, (
