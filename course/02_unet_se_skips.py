@@ -42,9 +42,10 @@ import time
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 import lstmcor
+from lstmcor.diagrams import unet_diagram
+from lstmcor.exercises import check
 from lstmcor.models import build_lstmcor, build_voxelmorph
 
 os.makedirs(OUTPUT_DIR, exist_ok=True)
@@ -137,65 +138,7 @@ display(Markdown("\n".join(rows)))
 # (height ∝ resolution, labelled with channels × size), arrows the operations.
 
 # %% mystnb={"figure": {"caption": "LSTM-COR's sequence generator, drawn from the built model: encoder (left, blue), decoder (right, green), skip connections through SE blocks (orange), and the funnel from the SE-weighted top skip to the bottleneck (red, our reading).", "name": "fig-02-diagram"}}
-def shape_of(name):
-    return tuple(full.get_layer(name).output.shape[1:])
-
-
-fig, ax = plt.subplots(figsize=(14, 6.2))
-levels = 4
-x_enc, x_dec, width = [0.4, 1.6, 2.8, 4.0], [11.6, 10.4, 9.2, 8.0], 0.95
-x_se = 6.5
-y_of = lambda level: 5.0 - 1.15 * level
-
-
-def box(x, y, label, colour, h=0.55, w=width):
-    ax.add_patch(FancyBboxPatch((x, y - h / 2), w, h, boxstyle="round,pad=0.02", fc=colour, ec="black", lw=0.8))
-    ax.text(x + w / 2, y, label, ha="center", va="center", fontsize=7.5)
-
-
-def arrow(p, q, colour="black", ls="-", lw=1.0):
-    ax.add_patch(FancyArrowPatch(p, q, arrowstyle="-|>", mutation_scale=10, color=colour, lw=lw, ls=ls))
-
-
-box(-1.0, y_of(0), "moving ⊕ fixed\n2×160×192", "lightgrey", w=1.1)
-arrow((0.1, y_of(0)), (x_enc[0], y_of(0)))
-for level in range(levels):
-    s = shape_of(f"enc{level}_act")
-    y = y_of(level)
-    box(x_enc[level], y, f"enc{level}\n{s[2]}×{s[0]}×{s[1]}", "#9ecae1")
-    if level < levels - 1:
-        arrow((x_enc[level] + width / 2, y - 0.3), (x_enc[level + 1] + width / 2, y_of(level + 1) + 0.3))
-        ax.text(x_enc[level] + width / 2 + 0.45, y - 0.62, "pool /2", fontsize=7)
-    # the skip passes its own SE block on its way to the decoder level of the same size
-    box(x_se, y, f"skip{level}_se", "#fdae6b", h=0.4)
-    arrow((x_enc[level] + width, y), (x_se, y), colour="#e6550d")
-    arrow((x_se + width, y), (x_dec[level], y), colour="#e6550d")
-yb = y_of(levels)
-s = shape_of("funnel")
-box(4.9, yb, f"bottleneck ⊕ funnel\n{s[2]}×{s[0]}×{s[1]}", "#fee391", w=1.7)
-arrow((x_enc[3] + width / 2, y_of(3) - 0.3), (5.3, yb + 0.3))
-ax.text(4.0, yb + 0.45, "pool /2", fontsize=7)
-# the funnel (our reading): SE-weighted top skip, average-pooled by 16, to the bottleneck
-arrow((x_se + 0.05, y_of(0) - 0.22), (5.95, yb + 0.3), colour="#cb181d", ls="--", lw=1.6)
-ax.text(x_se + 0.15, (y_of(1) + y_of(2)) / 2, "funnel: average-pool /16\n→ 16×10×12", color="#cb181d", fontsize=8, va="center")
-arrow((6.6, yb), (x_dec[3] + width / 2, y_of(3) - 0.3))
-ax.text(7.2, yb + 0.1, "conv, up ×2", fontsize=7)
-for level in range(levels):
-    s = shape_of(f"dec{level}_skip")
-    y = y_of(3 - level)
-    box(x_dec[3 - level], y, f"dec{level} ⊕ skip{3 - level}\n{s[2]}×{s[0]}×{s[1]}", "#a1d99b", w=1.05)
-    if level < levels - 1:
-        arrow((x_dec[3 - level] + width / 2, y + 0.3), (x_dec[2 - level] + width / 2, y_of(2 - level) - 0.3))
-        ax.text(x_dec[3 - level] + width / 2 - 0.9, y + 0.55, "conv, up ×2", fontsize=7)
-s = shape_of("sequence_act")
-box(12.95, y_of(0), f"full convs\n→ sequence\n{s[2]}×{s[0]}×{s[1]}", "#c7e9c0", h=0.8, w=1.15)
-arrow((x_dec[0] + 1.05, y_of(0)), (12.95, y_of(0)))
-arrow((14.1, y_of(0)), (14.5, y_of(0)))
-ax.text(14.55, y_of(0), "to the\nConvLSTM", fontsize=8, va="center")
-ax.set_xlim(-1.1, 15.4)
-ax.set_ylim(yb - 0.7, y_of(0) + 0.7)
-ax.axis("off")
-ax.set_title("sequence generator of LSTM-COR (channels × height × width)", fontsize=11)
+unet_diagram(full)   # lstmcor.diagrams: boxes and arrows read from the model
 plt.show()
 
 # %% [markdown]
@@ -211,6 +154,7 @@ def params_of(model, names):
     return sum(model.get_layer(n).count_params() for n in names)
 
 
+levels = 4
 se_names = [f"skip{k}_se" for k in range(levels)]
 se_params = params_of(full, se_names)
 funnel_params = full.get_layer("dec0_conv").count_params() - plain.get_layer("dec0_conv").count_params()
@@ -283,7 +227,7 @@ for label, c in cost.items():
     print(f"  {label:18s}  {c['params']:10,d}   {c['conv'] / 1e6:10.1f}   {c['se'] / 1e6:8.2f}   "
           f"{1000 * c['s']:7.1f} (IQR {1000 * c['iqr']:.1f})")
 
-# %% mystnb={"figure": {"caption": "Cost of the sequence generator with and without the paper's additions: parameters, arithmetic (millions of multiply-accumulates) and measured time per pair on this machine.", "name": "fig-02-cost"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Cost of the sequence generator with and without the paper's additions: parameters, arithmetic (millions of multiply-accumulates) and measured time per pair on this machine.", "name": "fig-02-cost"}}
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
 labels = list(cost)
 colours = ["#bdbdbd", "#fd8d3c"]
@@ -334,7 +278,7 @@ fix = np.stack([ds.images[b] for _, b in pairs])[..., None]
 sequences = np.asarray(gen_show.predict_on_batch([mov, fix]))
 print(f"using {weights_note}; sequences {sequences.shape} for {len(pairs)} test pairs")
 
-# %% mystnb={"figure": {"caption": "The 16 feature maps (the 'sequence') that the generator emits for one test pair, each on its own colour scale; the moving and fixed images are on the left.", "name": "fig-02-sequence"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The 16 feature maps (the 'sequence') that the generator emits for one test pair, each on its own colour scale; the moving and fixed images are on the left.", "name": "fig-02-sequence"}}
 def show_sequence(pair=0):
     fig = plt.figure(figsize=(14, 7.4))
     grid = fig.add_gridspec(4, 6, width_ratios=[1.3, 0.15, 1, 1, 1, 1], wspace=0.08, hspace=0.25)
@@ -393,46 +337,76 @@ show_map(0, 0)
 # %% [markdown]
 # ## Exercises
 #
-# :::{admonition} Exercise 2.1: the price of attention on a skip
+# :::{admonition} Exercise 2.1 (experiment): what happens to the skip gates when the contrast changes?
 # :class: exercise
-# Write `skip_se_params(C, r=8)`, the number of weights of the SE block on a skip of $C$
-# channels, and `total_skip_se(enc_features, r=8)`, the weights of all skip SE blocks for given
-# encoder widths. The check compares with `skip{k}_se` in the model, and with a model built with
-# other widths.
+# An SE block on a skip decides its channel weights from one number per channel, the mean of the
+# map. What happens to those gates when the fixed image of a pair gets another contrast?
+# Write `skip_gates(model, moving, fixed)`, which returns the gates of the four skip SE blocks for
+# one pair (`moving`, `fixed` of shape `[1, H, W, 1]`) as a list of four NumPy vectors, one per
+# `skip{k}_se` (hint: `keras.Model(model.inputs, model.get_layer(name).input)` gives what enters
+# the block, and the layer's `gates(x)` its gates, shape `[1, C]`). Then compare the first test
+# pair with the same pair whose fixed image is `fix[:1] ** 0.5` (a gamma curve that brightens dark
+# tissue): how far does the largest gate of each skip move, against the spread of the gates?
 # :::
 
 # %% tags=["exercise"]
-def skip_se_params(C, r=8):
-    ...  # your code
-
-
-def total_skip_se(enc_features, r=8):
-    ...  # your code
+def skip_gates(model, moving, fixed):
+    ...  # your code: a list of 4 arrays, the gates of skip0_se ... skip3_se
 
 
 # %% tags=["solution"]
-def skip_se_params(C, r=8):
-    return 2 * C * max(1, C // r)
+def skip_gates(model, moving, fixed):
+    layers = [model.get_layer(f"skip{k}_se") for k in range(4)]
+    entering = keras.Model(model.inputs, [layer.input for layer in layers])([moving, fixed])
+    return [keras.ops.convert_to_numpy(layer.gates(x))[0] for layer, x in zip(layers, entering)]
 
 
-def total_skip_se(enc_features, r=8):
-    return sum(skip_se_params(c, r) for c in enc_features)
+gates_same = skip_gates(gen_show, mov[:1], fix[:1])
+gates_gamma = skip_gates(gen_show, mov[:1], fix[:1] ** 0.5)
+print(f"[{PRESET}] {weights_note}; fixed image through a gamma curve (x ** 0.5)")
+print("skip   channels   gates from .. to   spread (std)   largest change of a gate")
+for k, (same, gamma) in enumerate(zip(gates_same, gates_gamma)):
+    print(f"skip{k}  {same.size:8d}   {same.min():.3f} .. {same.max():.3f}   {same.std():12.4f}   "
+          f"{np.abs(gamma - same).max():.4f}")
 
 
 # %%
-def check_ex21(skip_se_params, total_skip_se):
-    for k, c in enumerate((16, 32, 32, 32)):
-        got, want = skip_se_params(c), full.get_layer(f"skip{k}_se").count_params()
-        assert got == want, f"skip{k} has {c} channels: you count {got}, the model has {want}. Two C x max(1, C//r) matrices."
-    other = build_lstmcor(input_shape=(64, 64), enc_features=(8, 24, 48, 64), se_ratio=4)
-    want = sum(other.get_layer(f"skip{k}_se").count_params() for k in range(4))
-    got = total_skip_se((8, 24, 48, 64), r=4)
-    assert got == want, f"encoder (8, 24, 48, 64), r = 4: you count {got}, the model has {want}."
-    print(f"Correct: {total_skip_se((16, 32, 32, 32))} weights for the four skip SE blocks of LSTM-COR, "
-          f"{100 * total_skip_se((16, 32, 32, 32)) / gen_full.count_params():.2f} % of the generator.")
+def check_ex21(skip_gates, model, moving, fixed):
+    """The student's gates against Eq. (4) in NumPy, on the layer's own weights, for two pairs."""
+    layers = [model.get_layer(f"skip{k}_se") for k in range(4)]
+    entering = keras.Model(model.inputs, [layer.input for layer in layers])
+    for fixed_image in (fixed, fixed ** 0.5):
+        got = skip_gates(model, moving, fixed_image)
+        assert got is not None and len(got) == 4, "Return a list of four gate vectors, one per skip0_se ... skip3_se."
+        for k, (layer, x) in enumerate(zip(layers, entering([moving, fixed_image]))):
+            w1, w2 = (keras.ops.convert_to_numpy(w).astype("float64") for w in layer.weights)
+            z = keras.ops.convert_to_numpy(x).astype("float64").mean(axis=(1, 2))
+            want = 1 / (1 + np.exp(-(np.maximum(z @ w1, 0) @ w2)))[0]
+            mine = np.asarray(got[k]).reshape(-1)
+            assert mine.shape == want.shape, (
+                f"skip{k}: {mine.shape[0]} gates, the block has {want.shape[0]} channels (one gate per channel).")
+            assert np.allclose(mine, want, atol=1e-4), (
+                f"skip{k}: your gates differ from Eq. (4) by up to {np.abs(mine - want).max():.2e}. Feed the layer "
+                "its input (the skip before the SE block), not its output.")
+    print("Correct: your gates are Eq. (4) on what enters each skip SE block, for both contrasts.")
 
 
-check_ex21(skip_se_params, total_skip_se)
+check(check_ex21, skip_gates, gen_show, mov[:1], fix[:1], exercise="2.1")
+
+# %% [markdown]
+# :::{admonition} Discussion
+# :class: dropdown
+# Each gate is a function of the channel means of the whole map, so it can only react to global
+# statistics (how bright, how much edge), never to where something is. A gamma curve changes
+# those means, and the table above shows how far each skip's gates move in reply. Read the change
+# against the spread of the gates across channels: a change much smaller than the spread means
+# the block ranks its channels by what they represent, whatever the contrast; a change of the
+# order of the spread means the attention itself depends on brightness, so a network trained on
+# one contrast would weight its skips differently on another. With untrained weights the gates
+# carry no learned preference at all; with the shipped weights they show what training made of
+# them. Chapter {doc}`09_beyond_the_paper` measures what a change of contrast does to a whole
+# registration.
+# :::
 
 # %% [markdown]
 # :::{admonition} Exercise 2.2: how far does the funnel pool?
@@ -477,7 +451,7 @@ def check_ex22(funnel_factor, funnel_shape):
           f"{funnel_shape(160, 192, 4)}, the size of the bottleneck.")
 
 
-check_ex22(funnel_factor, funnel_shape)
+check(check_ex22, funnel_factor, funnel_shape, exercise="2.2")
 
 # %% [markdown]
 # ## Summary

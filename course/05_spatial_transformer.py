@@ -56,6 +56,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
 
 from lstmcor.data import load_dataset
+from lstmcor.exercises import check
 from lstmcor.metrics import dice, jacobian_determinant, mean_dice
 from lstmcor.models import build_lstmcor
 from lstmcor.plots import label_rgb, plot_grid, plot_quiver
@@ -133,7 +134,7 @@ plt.show()
 # What happens outside the image the paper does not say; the package clamps the sample point to the
 # image, so outside samples take the nearest border value (SciPy's `mode="nearest"`).
 
-# %% mystnb={"figure": {"caption": "Left: the tent kernel max(0, 1 - |t|) of Eq. (19). Right: a sample point between four pixels; each pixel's weight is the area of the rectangle on the opposite side of the point.", "name": "fig-05-bilinear"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Left: the tent kernel max(0, 1 - |t|) of Eq. (19). Right: a sample point between four pixels; each pixel's weight is the area of the rectangle on the opposite side of the point.", "name": "fig-05-bilinear"}}
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [1.2, 1]})
 t = np.linspace(-2, 2, 401)
 axes[0].plot(t, np.maximum(0, 1 - np.abs(t)), lw=2)
@@ -247,7 +248,7 @@ def check_ex51(answer):
     print(f"Correct: {expected:g}, the same as scipy.ndimage.map_coordinates(order=1).")
 
 
-check_ex51(answer_51)
+check(check_ex51, answer_51, exercise="5.1")
 
 # %% [markdown]
 # ## Eq. (20): the moved image
@@ -324,7 +325,7 @@ print(f"[{PRESET}] renumbered tissues: nearest changes {np.sum(nearest_relabelle
       f"linear + round changes {np.sum(relabelled != rounded)} pixels; mean Dice {mean_dice(labels_f, rounded):.3f} "
       f"-> {mean_dice(labels_f, relabelled):.3f}")
 
-# %% mystnb={"figure": {"caption": "Labels warped by the true field. Linear interpolation produces in-between values along every boundary (middle left, zoom); rounding them invents tissue, e.g. a rim of CSF (1) between background (0) and grey matter (2) (red, right).", "name": "fig-05-labels"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Labels warped by the true field. Linear interpolation produces in-between values along every boundary (middle left, zoom); rounding them invents tissue, e.g. a rim of CSF (1) between background (0) and grey matter (2) (red, right).", "name": "fig-05-labels"}}
 zoom = (slice(20, 80), slice(40, 110))
 fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
 axes[0].imshow(label_rgb(nearest_labels))
@@ -387,8 +388,78 @@ def check_ex52(value):
     print(f"Correct: mean Dice {expected:.3f} (before warping it was {mean_dice(ds.labels[f], ds.labels[m]):.3f}).")
 
 
-check_ex52(dice_52)
+check(check_ex52, dice_52, exercise="5.2")
 
+
+# %% [markdown]
+# :::{admonition} Exercise 5.3 (experiment): what does half a pixel do to labels?
+# :class: exercise
+# What happens to a label map, and to the image, when the field is off by less than a pixel?
+# Write `subpixel_scores(image, labels, t)`: warp `image` (bilinear) and `labels` (nearest) by the
+# constant field that shifts by `t` pixels along the columns (every vector `(0, t)`), and return
+# `(mean Dice of labels against the warped labels, MSE of image against the warped image)`. Run it
+# on the fixed image of our pair for `t` from 0 to 1 in steps of 1/8. Below which shift do the
+# labels not change at all, and what does the image error do over the same range?
+# :::
+
+# %% tags=["exercise"]
+def subpixel_scores(image, labels, t):
+    ...  # your code: (mean Dice, MSE) after a constant shift of t columns
+
+
+# %% tags=["solution"]
+def subpixel_scores(image, labels, t):
+    field = np.zeros((*image.shape, 2), "float32")
+    field[..., 1] = t
+    return mean_dice(labels, warp(labels, field, "nearest")), float(np.mean((image - warp(image, field)) ** 2))
+
+
+shifts_53 = np.arange(9) / 8
+scores_53 = [subpixel_scores(fixed, ds.labels[fixed_i], t) for t in shifts_53]
+print(f"[{PRESET}] constant shift of t columns, fixed image #{fixed_i}")
+print("   t     mean Dice (labels, nearest)   MSE (image, bilinear)")
+for t, (d, m) in zip(shifts_53, scores_53):
+    print(f"  {t:.3f}   {d:.4f}                        {m:.6f}")
+unchanged = [t for t, (d, _) in zip(shifts_53, scores_53) if d == 1.0]
+print(f"labels identical for t in {[float(t) for t in unchanged]}; "
+      f"the MSE is already {scores_53[1][1]:.2e} at t = 1/8")
+
+
+# %% tags=["hide-input"]
+def check_ex53(fn, image, labels):
+    for t in (0.25, 0.5, 0.75, 1.0):
+        got = fn(image, labels, t)
+        assert got is not None and len(got) == 2, "Return a pair (mean Dice, MSE)."
+        shifted_cols = np.clip(np.rint(np.arange(image.shape[1], dtype="float32") + np.float32(t)), 0,
+                               image.shape[1] - 1).astype(int)
+        want_dice = mean_dice(labels, labels[:, shifted_cols])
+        want_mse = float(np.mean((image - map_coordinates(
+            image, np.mgrid[0:image.shape[0], 0:image.shape[1]] + np.array([0.0, t])[:, None, None],
+            order=1, mode="nearest")) ** 2))
+        assert np.isclose(got[0], want_dice, atol=1e-9), (
+            f"t = {t}: your Dice is {got[0]:.4f}, expected {want_dice:.4f}. Warp the labels with "
+            "interpolation='nearest' and a field whose channel 1 (columns) is t everywhere.")
+        assert np.isclose(got[1], want_mse, rtol=1e-4, atol=1e-9), (
+            f"t = {t}: your MSE is {got[1]:.6f}, expected {want_mse:.6f}. Warp the image bilinearly by the same "
+            "field and average the squared difference to the unwarped image.")
+    print("Correct: Dice and MSE after a sub-pixel shift agree with a NumPy / SciPy reference.")
+
+
+check(check_ex53, subpixel_scores, fixed, ds.labels[fixed_i], exercise="5.3")
+
+# %% [markdown]
+# :::{admonition} Discussion
+# :class: dropdown
+# Nearest-neighbour sampling rounds every sample point to a whole pixel, so a shift below half a
+# pixel fetches each label from where it was: the label map does not change at all and its Dice
+# stays exactly 1 (the list printed above). At exactly half a pixel, the package rounds half to
+# even, so every other column moves; from there on whole columns of labels move. The bilinear
+# image, by contrast, changes from the first eighth of a pixel on, and its error grows smoothly with
+# the shift. Two lessons: Dice cannot see errors of a field below half a pixel (and sees them as
+# jumps above), while the image loss sees every fraction, which is what a network learns from; and
+# a Dice difference between two methods smaller than what a one-pixel shift costs is a difference
+# in sub-pixel detail.
+# :::
 
 # %% [markdown]
 # ## Why bilinear sampling makes learning possible
@@ -435,27 +506,7 @@ plt.show()
 # $\big(L(D + \varepsilon e) - L(D - \varepsilon e)\big) / 2\varepsilon$ for every entry of $D$.
 
 # %%
-def autodiff_gradient(fn, flow):
-    """d fn / d flow with the active Keras backend."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-        variable = tf.Variable(flow)
-        with tf.GradientTape() as tape:
-            value = fn(variable)
-        grad = tape.gradient(value, variable)
-        return np.zeros_like(flow) if grad is None else grad.numpy()
-    if backend == "jax":
-        import jax
-        return np.asarray(jax.grad(fn)(flow))
-    import torch
-    tensor = torch.tensor(flow, requires_grad=True)
-    value = fn(tensor)
-    if not value.requires_grad:
-        return np.zeros_like(flow)
-    value.backward()
-    return tensor.grad.numpy()
-
+from lstmcor.autodiff import gradient   # d fn / d x with the active backend's own autodiff
 
 r = np.random.default_rng(SEED + 5)
 img = r.random((1, 7, 8, 1))
@@ -468,7 +519,7 @@ def loss_of(flow, interpolation="linear"):
     return keras.ops.sum(keras.ops.multiply(spatial_transform(img, flow, interpolation), weights_r))
 
 
-auto = autodiff_gradient(loss_of, gd_flow)
+auto = gradient(loss_of, gd_flow)
 eps = 1e-5
 numeric = np.zeros_like(gd_flow)
 for index in np.ndindex(gd_flow.shape):
@@ -482,7 +533,7 @@ print(f"[{PRESET}] bilinear: autodiff vs finite differences over {gd_flow.size} 
       f"max |difference| = {np.max(np.abs(auto - numeric)):.1e} (gradient size {np.abs(auto).max():.2f})")
 print(f"          ({clamped} row samples fall outside the image: clamped, so their row gradient is 0 in both)")
 assert np.allclose(auto, numeric, atol=1e-6)
-nearest_grad = autodiff_gradient(lambda f: loss_of(f, "nearest"), gd_flow)
+nearest_grad = gradient(lambda f: loss_of(f, "nearest"), gd_flow)
 print(f"[{PRESET}] nearest neighbour: largest gradient entry = {np.abs(nearest_grad).max():.1f} (no signal to learn from)")
 
 # %% [markdown]

@@ -59,6 +59,7 @@ from keras import ops
 
 from lstmcor.data import load_dataset, pair_indices
 from lstmcor.evaluation import weights_dir
+from lstmcor.exercises import check
 from lstmcor.losses import grad_l2, mse, total_loss
 from lstmcor.metrics import endpoint_error, folding_fraction, jacobian_determinant
 from lstmcor.plots import loss_curves, plot_grid, show_images
@@ -195,7 +196,7 @@ print(f"[{PRESET}] sum / mean for three very different fields: {', '.join(f'{r:,
 # forward differences per pixel. The synthetic deformation is defined over the whole image, so the
 # background pays too; the cost is highest where the deformation bends sharply.
 
-# %% mystnb={"figure": {"caption": "Where the smoothness term of Eq. (22) is paid, for the true displacement of the pair: squared forward differences along rows, along columns, and their sum.", "name": "fig-06-grad-map"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Where the smoothness term of Eq. (22) is paid, for the true displacement of the pair: squared forward differences along rows, along columns, and their sum.", "name": "fig-06-grad-map"}}
 d_rows = np.zeros_like(truth)
 d_cols = np.zeros_like(truth)
 d_rows[:-1] = truth[1:] - truth[:-1]
@@ -249,7 +250,7 @@ def check_ex61(answer):
     print(f"Correct: grad_l2 of the linear field is {expected:.6f}, the same at any grid size.")
 
 
-check_ex61(answer_61)
+check(check_ex61, answer_61, exercise="6.1")
 
 # %% [markdown]
 # ## The total loss, Eq. (23)
@@ -396,7 +397,7 @@ display(live_view(lambda value: show_lambda(value), value=widgets.SelectionSlide
 show_lambda(0.1)
 plt.show()
 
-# %% mystnb={"figure": {"caption": "The lambda trade-off on one pair. Each row is one lambda: the warped grid over the fixed image, the Jacobian determinant (black: folds), and the difference to the fixed image after registration.", "name": "fig-06-lambda-grid"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The lambda trade-off on one pair. Each row is one lambda: the warped grid over the fixed image, the Jacobian determinant (black: folds), and the difference to the fixed image after registration.", "name": "fig-06-lambda-grid"}}
 fig, axes = plt.subplots(3, len(LAMBDAS), figsize=(2.6 * len(LAMBDAS), 8.2))
 for k, lam in enumerate(LAMBDAS):
     r = results[lam]
@@ -418,7 +419,7 @@ fig.suptitle(f"[{PRESET}] the same pair, {FIT_STEPS} steps of Adam on Eq. (23) p
 fig.tight_layout()
 plt.show()
 
-# %% mystnb={"figure": {"caption": "The four numbers of the trade-off against lambda (lambda = 0 drawn at the left end). Dashed: the value for the true field.", "name": "fig-06-lambda-curves"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The four numbers of the trade-off against lambda (lambda = 0 drawn at the left end). Dashed: the value for the true field.", "name": "fig-06-lambda-curves"}}
 xs = np.arange(len(LAMBDAS))
 fig, axes = plt.subplots(1, 4, figsize=(13, 3.2))
 panels = [("mse", "MSE (Eq. 21)", mse_numpy(fixed, by_truth)), ("grad", "Grad (Eq. 22)", grad_numpy(truth)),
@@ -482,7 +483,90 @@ def check_ex62(answer):
           f"(error against the truth {results[answer]['epe']:.2f} px).")
 
 
-check_ex62(answer_62)
+check(check_ex62, answer_62, exercise="6.2")
+
+# %% [markdown]
+# :::{admonition} Exercise 6.3 (experiment): ten steps without, and with, smoothness
+# :class: exercise
+# What happens in the first few steps of a registration when nothing holds the field together?
+# `descend(lam)` below starts from the zero field and takes ten steps of gradient descent on
+# Eq. (23) for this pair (the gradient comes from `lstmcor.autodiff.value_and_grad`; each step is
+# scaled so that the largest move is half a pixel). Run it for $\lambda = 0$ and $\lambda = 1$,
+# and fill `table_63[lam] = (MSE, mean Dice of the warped labels, folding in % of pixels)`, with
+# the labels warped by nearest neighbour. Which $\lambda$ matches the images better after ten steps,
+# which the anatomy, and which folds?
+# :::
+
+# %%
+from lstmcor.autodiff import value_and_grad
+from lstmcor.metrics import mean_dice
+from lstmcor.transform import spatial_transform
+
+STEPS_63 = 10
+DESCENDED = {}   # lambda -> field, filled by descend
+
+
+def descend(lam, steps=STEPS_63, step_px=0.5):
+    """Gradient descent on Eq. (23) from the zero field; each step moves the field by at most step_px."""
+    moving4, fixed4 = moving[None, ..., None], fixed[None, ..., None]
+    field = np.zeros((1, H, W, 2), "float32")
+    for _ in range(steps):
+        _, g = value_and_grad(lambda f: total_loss(fixed4, spatial_transform(moving4, f), f, lam), field)
+        field = field - step_px * g / (np.abs(g).max() + 1e-12)
+    DESCENDED[lam] = field[0]
+    return field[0]
+
+
+# %% tags=["exercise"]
+table_63 = {}   # {lam: (MSE, mean Dice, folding %)} for lam = 0.0 and 1.0
+
+# %% tags=["solution"]
+table_63 = {}
+for lam in (0.0, 1.0):
+    field = descend(lam)
+    table_63[lam] = (mse_numpy(fixed, warp(moving, field)),
+                     mean_dice(ds.labels[F], warp(ds.labels[M], field, "nearest")),
+                     100 * folding_fraction(field))
+print(f"[{PRESET}] {STEPS_63} steps from the zero field       MSE     mean Dice   folding %")
+print(f"  no registration                           {mse_numpy(fixed, moving):.5f}   "
+      f"{mean_dice(ds.labels[F], ds.labels[M]):.4f}")
+for lam, (m, d, fold) in table_63.items():
+    print(f"  lambda = {lam:g}                                {m:.5f}   {d:.4f}      {fold:.2f}")
+
+
+# %%
+def check_ex63(table):
+    assert set(table) == {0.0, 1.0}, "Fill table_63 for lambda = 0.0 and lambda = 1.0."
+    for lam, row in table.items():
+        assert lam in DESCENDED, f"Run descend({lam}) first: its field is what the table describes."
+        field = DESCENDED[lam]
+        want = (mse_numpy(fixed, warp(moving, field)), mean_dice(ds.labels[F], warp(ds.labels[M], field, "nearest")),
+                100 * folding_fraction(field))
+        for name, got, expected in zip(("MSE", "mean Dice", "folding %"), row, want):
+            assert np.isclose(got, expected, rtol=1e-4, atol=1e-9), (
+                f"lambda = {lam:g}: your {name} is {got:.5f}, the field of descend({lam:g}) gives {expected:.5f}. "
+                "Warp the labels with 'nearest', and give folding in per cent.")
+    print("Correct: the table describes the two fields after "
+          f"{STEPS_63} steps; lower MSE at lambda = {min(table, key=lambda k: table[k][0]):g}, "
+          f"higher Dice at lambda = {max(table, key=lambda k: table[k][1]):g}.")
+
+
+check(check_ex63, table_63, exercise="6.3")
+
+# %% [markdown]
+# :::{admonition} Discussion
+# :class: dropdown
+# Ten steps are the very start of a registration, where the field is still small. With
+# $\lambda = 0$ each vector follows only the intensity slope under it, so the field moves where the
+# image has edges and nowhere else; with $\lambda = 1$ the smoothness term pulls neighbours along,
+# spreading the motion into flat regions and damping the sharpest changes. Compare the two rows of
+# the table: the MSE says which field matches the *images* better, the Dice which matches the
+# *anatomy* better, and the folding whether the map is still one-to-one. When the lower MSE and the
+# higher Dice fall on different rows, the image loss is being satisfied by something other than
+# anatomy; when they agree, ten steps are too few for the difference to show, which is why the
+# sweep above runs many more. The folding column says whether either map has already stopped being
+# one-to-one after so few steps.
+# :::
 
 # %% [markdown]
 # ## Training the two networks

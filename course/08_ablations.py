@@ -55,6 +55,7 @@ from IPython.display import Markdown, display
 from scipy import stats
 
 from lstmcor.data import load_dataset
+from lstmcor.exercises import check
 from lstmcor.evaluation import evaluate, load_weights, shipped_weights, weights_dir
 from lstmcor.models import build_lstmcor
 from lstmcor.plots import loss_curves
@@ -128,37 +129,83 @@ print("  so 'all off' " + ("is VoxelMorph's architecture" if not only_mine and n
 # peepholes one weight per hidden channel and gate. Weights are not time, though: the ConvLSTM
 # adds few weights but runs its 16 steps one after another.
 #
-# :::{admonition} Exercise 8.1: what the SE skips weigh
+# :::{admonition} Exercise 8.1 (experiment): what does one switch change in the output?
 # :class: exercise
-# The encoder has features `[16, 32, 32, 32]` and every SE block uses $r = 8$ without biases.
-# Predict, with pen and paper, how many weights LSTM-COR loses when the SE blocks on its four
-# skips are removed, and put the number in `answer_81`.
+# A switch changes the weights, but what does it change in what the network *outputs*? To see the
+# switch alone, both models must share every other weight. Write `switch_effect(switches)`: build
+# the variant `build_lstmcor(input_shape=ds.shape, **switches)`, copy into it the weights of every
+# layer of the shipped full model `models[FULL]` with the same name, run both on
+# the first two test images (`pair_81`), and return a dict with `"removed"` (weights of the full model
+# minus weights of the variant), `"flow_full"` and `"flow_variant"` (the `flow` outputs, `[H, W, 2]`)
+# and `"full"` (the full model). Try `{"field_se": False}`: how much larger is the variant's field,
+# and why? (Other switches are worth a try too.)
 # :::
 
+# %%
+m81, f81 = ds.splits["test"][0], ds.splits["test"][1]     # the first two test images
+pair_81 = [ds.images[m81][None, ..., None], ds.images[f81][None, ..., None]]
+
 # %% tags=["exercise"]
-answer_81 = None   # weights of the full model minus weights without SE skips
+def switch_effect(switches):
+    ...  # your code: {"removed": ..., "flow_full": ..., "flow_variant": ..., "full": ...}
+
 
 # %% tags=["solution"]
-# One SE block on C channels: W1 is (C/r) x C and W2 is C x (C/r), no biases.
-answer_81 = sum(2 * c * max(1, c // 8) for c in [16, 32, 32, 32])
-print(f"16 channels: 2 * 16 * 2 = 64; 32 channels: 2 * 32 * 4 = 256, three times; total {answer_81}")
+def switch_effect(switches):
+    full_model = models[FULL]
+    variant = build_lstmcor(input_shape=ds.shape, **switches)
+    names = {layer.name for layer in full_model.layers}
+    for layer in variant.layers:
+        if layer.name in names and layer.weights:
+            layer.set_weights(full_model.get_layer(layer.name).get_weights())
+    flows = [np.asarray(model.predict_on_batch(pair_81)[1])[0] for model in (full_model, variant)]
+    return {"removed": full_model.count_params() - variant.count_params(),
+            "flow_full": flows[0], "flow_variant": flows[1], "full": full_model}
+
+
+effect_81 = switch_effect({"field_se": False})
+ratio = np.abs(effect_81["flow_full"]).mean(axis=(0, 1)) / np.abs(effect_81["flow_variant"]).mean(axis=(0, 1))
+print(f"[{PRESET}] shipped LSTM-COR weights shared by both, pair {m81} -> {f81}: switching the field SE off "
+      f"removes {effect_81['removed']} weights;")
+print(f"  mean |field| with / without the SE gate: rows {ratio[0]:.3f}, columns {ratio[1]:.3f}")
 
 
 # %%
-def check_ex81(answer):
-    assert answer is not None, "Set answer_81 to a number of weights."
-    expected = params[FULL] - params["no SE skips"]
-    if answer == expected // 2:
-        raise AssertionError("Half the answer: each SE block has two dense layers, W1 and W2.")
-    if answer == sum(2 * c * max(1, c // 8) + c + max(1, c // 8) for c in [16, 32, 32, 32]):
-        raise AssertionError("You counted biases: Eq. (4) has none, and the package follows it (use_bias=False).")
-    assert answer == expected, (f"{answer} is not the difference of the two models ({expected}): count W1 and W2 "
-                                "of one SE block per encoder level, hidden width max(1, C // 8).")
-    print(f"Correct: removing the SE skips removes {expected} of {params[FULL]:,} weights "
-          f"({100 * expected / params[FULL]:.2f} %).")
+def check_ex81(effect):
+    assert isinstance(effect, dict) and {"removed", "flow_full", "flow_variant", "full"} <= set(effect), (
+        "Return a dict with the keys removed, flow_full, flow_variant and full.")
+    expected = params[FULL] - params["no field SE"]
+    assert effect["removed"] == expected, (f"{effect['removed']} weights removed; the field SE block has {expected} "
+                                           "(count_params of the full model minus the variant's).")
+    variant_flow = np.asarray(effect["flow_variant"], "float64").reshape(ds.shape + (2,))
+    w1, w2 = (np.asarray(w) for w in effect["full"].get_layer("field_se").get_weights())
+    gates = 1 / (1 + np.exp(-(np.maximum(variant_flow.mean(axis=(0, 1)) @ w1, 0) @ w2)))
+    gated = gates * variant_flow
+    gap = np.abs(np.asarray(effect["flow_full"]).reshape(variant_flow.shape) - gated).max()
+    assert gap <= 1e-3 * np.abs(gated).max() + 1e-9, (
+        f"The full model's field should be the variant's times the two gates of Eq. (4), but they differ by "
+        f"{gap:.2e} px. Copy every weight of the full model into the variant (same layer names) before comparing.")
+    print(f"Correct: with shared weights the full field is the variant's times the gates {np.round(gates, 3)}.")
 
 
-check_ex81(answer_81)
+check(check_ex81, effect_81, exercise="8.1")
+
+# %% [markdown]
+# :::{admonition} Discussion
+# :class: dropdown
+# The SE block on the field adds only the four weights of $W_1$ (1 × 2) and $W_2$ (2 × 1), and
+# with every other weight shared its whole effect is to multiply the rows and the columns of the
+# field by two global gates (the check verifies exactly that). The gates are sigmoids, so they lie
+# in (0, 1): the gated field is always *shorter* than the ungated one, and the ratio printed above
+# says by how much for the shipped weights on this pair. Eq. (4) has no biases, so the gates depend
+# on the field only through its mean displacement $z$; where the field moves about as much one way
+# as the other, $z$ is near zero and both gates sit near $\sigma(0) = 0.5$ whatever the weights
+# learned (compare the printed gates with 0.5). The gate cannot bend or reshape the field, only
+# rescale its two components. Any difference in Dice between the two trained variants comes from
+# that rescaling and from how it changes training, not from a new way to deform the image. Other
+# switches (`se_skips`, `funnel`, `peepholes`) can change the field anywhere, because they act before
+# the field is formed.
+# :::
 
 # %% [markdown]
 # ## How the variants were trained
@@ -259,7 +306,7 @@ display(Markdown(f"**[{PRESET}] Full model minus the variant without each additi
 with open(os.path.join(OUTPUT_DIR, "effects.json"), "w") as handle:
     json.dump({"preset": PRESET, "pairs": len(ev.pairs), "device": ev.device, "effects": effects}, handle, indent=2)
 
-# %% mystnb={"figure": {"caption": "Each addition of the paper as a point: what it costs in time per pair (across) against what it changes in Dice and MSE (up: better). Vertical bars: standard error over pairs; horizontal bars: an estimate of the timing noise.", "name": "fig-08-cost-benefit"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Each addition of the paper as a point: what it costs in time per pair (across) against what it changes in Dice and MSE (up: better). Vertical bars: standard error over pairs; horizontal bars: an estimate of the timing noise.", "name": "fig-08-cost-benefit"}}
 fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.4))
 colours = plt.cm.tab10(np.arange(len(effects)))
 runs = ev.summary[FULL]["timing_runs"]

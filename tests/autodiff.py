@@ -1,35 +1,18 @@
-"""Value and gradient with the active backend's own autodiff, for the tests only.
+"""Value and gradient with the active backend's own autodiff, for the tests.
 
-The package never calls a backend directly; the tests may, to check gradients against finite
-differences or for finiteness.
+A thin wrapper of :func:`lstmcor.autodiff.value_and_grad` that skips a test on a backend without
+a gradient, instead of failing it.
 """
 from __future__ import annotations
 
 import keras
-import numpy as np
 import pytest
+
+from lstmcor import autodiff
 
 
 def value_and_grad(fn, x):
     """``(fn(x), d fn / d x)`` as NumPy arrays, for a scalar ``fn``; skips on an unknown backend."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        var = tf.Variable(x)
-        with tf.GradientTape() as tape:
-            value = fn(var)
-        return np.asarray(value), tape.gradient(value, var).numpy()
-    if backend == "jax":
-        import jax
-
-        value, grad = jax.value_and_grad(fn)(jax.numpy.asarray(x))
-        return np.asarray(value), np.asarray(grad)
-    if backend == "torch":
-        import torch
-
-        t = torch.tensor(x, requires_grad=True)
-        value = fn(t)
-        value.backward()
-        return value.detach().cpu().numpy(), t.grad.cpu().numpy()
-    pytest.skip(f"no gradient helper for backend {backend}")
+    if keras.backend.backend() not in ("tensorflow", "jax", "torch"):
+        pytest.skip(f"no gradient helper for backend {keras.backend.backend()}")
+    return autodiff.value_and_grad(fn, x)

@@ -4,9 +4,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
 
 from lstmcor import plots  # noqa: E402
-from lstmcor.diagrams import model_diagram, model_stages  # noqa: E402
+from lstmcor.diagrams import model_diagram, model_stages, unet_diagram  # noqa: E402
 from lstmcor.models import build_lstmcor, build_voxelmorph  # noqa: E402
 
 
@@ -61,3 +62,25 @@ def test_a_foreign_model_is_refused_by_name():
     inp = keras.Input((8, 8, 1))
     with pytest.raises(ValueError, match="not an lstmcor network"):
         model_stages(keras.Model(inp, keras.layers.Conv2D(1, 3)(inp)))
+
+
+def test_unet_diagram_draws_one_box_per_feature_map_with_the_model_shapes():
+    model = build_lstmcor(input_shape=(32, 48))
+    fig = unet_diagram(model)
+    ax = fig.axes[0]
+    boxes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
+    arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
+    # input, 4 encoder levels, 4 skip SE blocks, bottleneck, 4 decoder levels, the sequence
+    assert len(boxes) == 1 + 4 + 4 + 1 + 4 + 1
+    assert len(arrows) >= 4 * 2 + 3
+    texts = [t.get_text() for t in ax.texts]
+    assert "moving ⊕ fixed\n2×32×48" in texts
+    assert "enc0\n16×32×48" in texts and "enc3\n32×4×6" in texts        # shapes read from this model
+    assert any(t.startswith("funnel: average-pool /16\n→ 16×2×3") for t in texts)
+    assert sum(t.startswith("skip") and t.endswith("_se") for t in texts) == 4
+    plt.close(fig)
+
+
+def test_unet_diagram_names_a_model_without_the_additions():
+    with pytest.raises(ValueError, match="skip0_se"):
+        unet_diagram(build_lstmcor(input_shape=(32, 32), se_skips=False, funnel=False))
