@@ -42,6 +42,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import lstmcor
+from lstmcor.exercises import check
 from lstmcor.se import SqueezeExcitation
 
 os.makedirs(OUTPUT_DIR, exist_ok=True)
@@ -337,17 +338,12 @@ show_ratio(8)
 # `SqueezeExcitation(ratio=4)` layer on 32 channels and compares with the layer.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex1_1"
 def my_se(X, W1, W2):
     ...  # your code: squeeze (Eq. 3), excite (Eq. 4), scale (Eq. 5)
 
 
-# %% tags=["solution"]
-def my_se(X, W1, W2):
-    z = X.mean(axis=(1, 2))
-    s = 1.0 / (1.0 + np.exp(-(np.maximum(z @ W1.T, 0.0) @ W2.T)))
-    return X * s[:, None, None, :]
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex1_1.py
 
 # %%
 def check_ex11(my_se):
@@ -367,7 +363,7 @@ def check_ex11(my_se):
           f"{np.abs(got - want).max():.1e}).")
 
 
-check_ex11(my_se)
+_ = check(check_ex11, my_se, exercise="1.1")
 
 # %% [markdown]
 # :::{admonition} Exercise 1.2: the size of an SE block
@@ -378,7 +374,7 @@ check_ex11(my_se)
 # the layer for many $(C, r)$ and counts.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex1_2"
 def se_hidden(C, r):
     ...  # your code
 
@@ -387,14 +383,7 @@ def se_params(C, r):
     ...  # your code
 
 
-# %% tags=["solution"]
-def se_hidden(C, r):
-    return max(1, C // r)
-
-
-def se_params(C, r):
-    return 2 * C * se_hidden(C, r)
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex1_2.py
 
 # %%
 def check_ex12(se_hidden, se_params):
@@ -411,7 +400,7 @@ def check_ex12(se_hidden, se_params):
           f"the field's block (C=2, r=8) -> {se_params(2, 8)} weights.")
 
 
-check_ex12(se_hidden, se_params)
+_ = check(check_ex12, se_hidden, se_params, exercise="1.2")
 
 # %% [markdown]
 # ## Summary

@@ -45,6 +45,7 @@ import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 import lstmcor
+from lstmcor.exercises import check
 from lstmcor.models import build_lstmcor, build_voxelmorph
 
 os.makedirs(OUTPUT_DIR, exist_ok=True)
@@ -401,7 +402,7 @@ show_map(0, 0)
 # other widths.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex2_1"
 def skip_se_params(C, r=8):
     ...  # your code
 
@@ -410,14 +411,7 @@ def total_skip_se(enc_features, r=8):
     ...  # your code
 
 
-# %% tags=["solution"]
-def skip_se_params(C, r=8):
-    return 2 * C * max(1, C // r)
-
-
-def total_skip_se(enc_features, r=8):
-    return sum(skip_se_params(c, r) for c in enc_features)
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex2_1.py
 
 # %%
 def check_ex21(skip_se_params, total_skip_se):
@@ -432,7 +426,7 @@ def check_ex21(skip_se_params, total_skip_se):
           f"{100 * total_skip_se((16, 32, 32, 32)) / gen_full.count_params():.2f} % of the generator.")
 
 
-check_ex21(skip_se_params, total_skip_se)
+_ = check(check_ex21, skip_se_params, total_skip_se, exercise="2.1")
 
 # %% [markdown]
 # :::{admonition} Exercise 2.2: how far does the funnel pool?
@@ -443,7 +437,7 @@ check_ex21(skip_se_params, total_skip_se)
 # with 3, 4 and 5 levels and reads their `funnel_pool` layer.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex2_2"
 def funnel_factor(levels):
     ...  # your code
 
@@ -452,14 +446,7 @@ def funnel_shape(H, W, levels):
     ...  # your code
 
 
-# %% tags=["solution"]
-def funnel_factor(levels):
-    return 2 ** levels
-
-
-def funnel_shape(H, W, levels):
-    return H // funnel_factor(levels), W // funnel_factor(levels)
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex2_2.py
 
 # %%
 def check_ex22(funnel_factor, funnel_shape):
@@ -477,7 +464,7 @@ def check_ex22(funnel_factor, funnel_shape):
           f"{funnel_shape(160, 192, 4)}, the size of the bottleneck.")
 
 
-check_ex22(funnel_factor, funnel_shape)
+_ = check(check_ex22, funnel_factor, funnel_shape, exercise="2.2")
 
 # %% [markdown]
 # ## Summary

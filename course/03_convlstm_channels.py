@@ -58,6 +58,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from lstmcor.convlstm import ChannelsToSequence, PeepholeConvLSTM2D, SequenceToChannels
 from lstmcor.data import load_dataset, pair_indices
 from lstmcor.evaluation import load_weights, shipped_weights
+from lstmcor.exercises import check
 from lstmcor.models import build_lstmcor
 
 os.makedirs(OUTPUT_DIR, exist_ok=True)
@@ -125,14 +126,10 @@ print(f"channel t*F+f = {t * 4 + f} holds feature f={f} of step t={t}:",
 # `SequenceToChannels` hands to the flow head. Use tuples of integers.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex3_1"
 shape_after_eq6 = None         # (B, ..., ...)
 shape_to_flow_head = None
-
-# %% tags=["solution"]
-shape_after_eq6 = (8, 16, 160, 192, 1)
-shape_to_flow_head = (8, 160, 192, 16 * 4)
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex3_1.py
 
 # %% tags=["hide-input"]
 def check_ex31(a, b):
@@ -148,7 +145,7 @@ def check_ex31(a, b):
     print(f"Correct: {tuple(a)} after Eq. (6), {tuple(b)} into the flow head.")
 
 
-check_ex31(shape_after_eq6, shape_to_flow_head)
+_ = check(check_ex31, shape_after_eq6, shape_to_flow_head, exercise="3.1")
 
 # %% [markdown]
 # ## The classical LSTM, Eq. (7)–(11)
@@ -259,21 +256,12 @@ plt.show()
 # matrix product, so a ConvLSTM is exactly the vector LSTM of the paper.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex3_2"
 def my_lstm_step(x, h, c, kernel, recurrent_kernel, bias, w_ci, w_cf, w_co):
     ...  # your code: return h_new, c_new
 
 
-# %% tags=["solution"]
-def my_lstm_step(x, h, c, kernel, recurrent_kernel, bias, w_ci, w_cf, w_co):
-    z = x @ kernel + h @ recurrent_kernel + bias
-    z_i, z_f, z_c, z_o = np.split(z, 4, axis=-1)
-    i = sigmoid(z_i + w_ci * c)
-    f = sigmoid(z_f + w_cf * c)
-    c_new = f * c + i * np.tanh(z_c)
-    o = sigmoid(z_o + w_co * c_new)
-    return o * np.tanh(c_new), c_new
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex3_2.py
 
 # %% tags=["hide-input"]
 def check_ex32(step):
@@ -312,7 +300,7 @@ def check_ex32(step):
     print(f"Correct: your step matches PeepholeConvLSTM2D with a 1x1 kernel (max difference {err:.1e}).")
 
 
-check_ex32(my_lstm_step)
+_ = check(check_ex32, my_lstm_step, exercise="3.2")
 
 # %% [markdown]
 # ## From vectors to images: the ConvLSTM, Eq. (12)–(16)

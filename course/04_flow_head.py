@@ -51,10 +51,11 @@ logging.getLogger("tensorflow").setLevel(logging.ERROR)   # no retracing chatter
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import sliding_window_view  # noqa: F401 (for Exercise 4.2)
 
 from lstmcor.data import load_dataset
 from lstmcor.evaluation import load_weights, shipped_weights
+from lstmcor.exercises import check
 from lstmcor.metrics import mean_dice
 from lstmcor.models import build_lstmcor
 from lstmcor.registration import register
@@ -185,14 +186,10 @@ plt.show()
 # 64 outputs have on the same input? Write both as plain integers.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex4_1"
 depthwise_params = None
 ordinary_params = None
-
-# %% tags=["solution"]
-depthwise_params = 3 * 3 * 64 + 64          # one 3x3 kernel per channel + one bias per channel
-ordinary_params = 3 * 3 * 64 * 64 + 64      # a 3x3x64 kernel per output + one bias per output
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex4_1.py
 
 # %% tags=["hide-input"]
 def check_ex41(depthwise, ordinary):
@@ -211,7 +208,7 @@ def check_ex41(depthwise, ordinary):
           f"{full.count_params() / dw.count_params():.0f} times fewer.")
 
 
-check_ex41(depthwise_params, ordinary_params)
+_ = check(check_ex41, depthwise_params, ordinary_params, exercise="4.1")
 
 # %% [markdown]
 # :::{admonition} Exercise 4.2: a depthwise convolution in NumPy
@@ -224,19 +221,12 @@ check_ex41(depthwise_params, ordinary_params)
 # Hint: `numpy.lib.stride_tricks.sliding_window_view` gives every `k × k` window at once.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex4_2"
 def my_depthwise(x, kernel, bias):
     ...  # your code: return an [H, W, C] array
 
 
-# %% tags=["solution"]
-def my_depthwise(x, kernel, bias):
-    p = kernel.shape[0] // 2
-    padded = np.pad(x, ((p, p), (p, p), (0, 0)))
-    windows = sliding_window_view(padded, kernel.shape[:2], axis=(0, 1))   # [H, W, C, k, k]
-    # channel c only meets kernel[:, :, c, 0]: no sum over channels
-    return np.einsum("hwcij,ijc->hwc", windows, kernel[..., 0]) + bias
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex4_2.py
 
 # %% tags=["hide-input"]
 def check_ex42(fn):
@@ -259,7 +249,7 @@ def check_ex42(fn):
     print(f"Correct: your depthwise convolution equals Keras's (max difference {err:.1e}).")
 
 
-check_ex42(my_depthwise)
+_ = check(check_ex42, my_depthwise, exercise="4.2")
 
 # %% [markdown]
 # ## Why the last convolution starts almost at zero

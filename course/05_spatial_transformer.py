@@ -56,6 +56,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
 
 from lstmcor.data import load_dataset
+from lstmcor.exercises import check
 from lstmcor.metrics import dice, jacobian_determinant, mean_dice
 from lstmcor.models import build_lstmcor
 from lstmcor.plots import label_rgb, plot_grid, plot_quiver
@@ -225,15 +226,9 @@ assert np.allclose(ours, scipy_moved, atol=1e-5) and np.allclose(ours, package_m
 # columns in each row, then between the rows), then type the number.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex5_1"
 answer_51 = None   # a number
-
-# %% tags=["solution"]
-top = 10 * (1 - 0.8) + 20 * 0.8          # row 0 at x = 0.8: 18
-bottom = 30 * (1 - 0.8) + 40 * 0.8       # row 1 at x = 0.8: 38
-answer_51 = top * (1 - 0.3) + bottom * 0.3
-print(answer_51)
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex5_1.py
 
 # %% tags=["hide-input"]
 def check_ex51(answer):
@@ -247,7 +242,7 @@ def check_ex51(answer):
     print(f"Correct: {expected:g}, the same as scipy.ndimage.map_coordinates(order=1).")
 
 
-check_ex51(answer_51)
+_ = check(check_ex51, answer_51, exercise="5.1")
 
 # %% [markdown]
 # ## Eq. (20): the moved image
@@ -357,16 +352,10 @@ plt.show()
 # against the fixed label map with `lstmcor.metrics.mean_dice`. Store it in `dice_52`.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex5_2"
 m52, f52 = same_brain[1]
 dice_52 = None   # your code
-
-# %% tags=["solution"]
-m52, f52 = same_brain[1]
-warped_52 = warp(ds.labels[m52], ds.true_displacement(m52, f52), "nearest")
-dice_52 = mean_dice(ds.labels[f52], warped_52)
-print(f"[{PRESET}] pair {m52} -> {f52}: mean Dice after the true warp = {dice_52:.3f}")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex5_2.py
 
 # %% tags=["hide-input"]
 def check_ex52(value):
@@ -387,7 +376,7 @@ def check_ex52(value):
     print(f"Correct: mean Dice {expected:.3f} (before warping it was {mean_dice(ds.labels[f], ds.labels[m]):.3f}).")
 
 
-check_ex52(dice_52)
+_ = check(check_ex52, dice_52, exercise="5.2")
 
 
 # %% [markdown]

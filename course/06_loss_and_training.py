@@ -59,6 +59,7 @@ from keras import ops
 
 from lstmcor.data import load_dataset, pair_indices
 from lstmcor.evaluation import weights_dir
+from lstmcor.exercises import check
 from lstmcor.losses import grad_l2, mse, total_loss
 from lstmcor.metrics import endpoint_error, folding_fraction, jacobian_determinant
 from lstmcor.plots import loss_curves, plot_grid, show_images
@@ -222,16 +223,10 @@ plt.show()
 # in `answer_61`. Hint: a forward difference of a linear function is the same at every pixel.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex6_1"
 a, b, c0, d = 0.1, -0.05, 0.02, 0.2
 answer_61 = None   # your number: what grad_l2 returns for this field
-
-# %% tags=["solution"]
-# Along rows, channel 0 changes by a and channel 1 by c0 at every pixel: the mean of the squares
-# over both channels is (a^2 + c0^2) / 2. Along columns: (b^2 + d^2) / 2. The two axes are averaged:
-answer_61 = (a**2 + b**2 + c0**2 + d**2) / 4
-print(f"Grad = (a^2 + b^2 + c0^2 + d^2) / 4 = {answer_61:.6f}")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex6_1.py
 
 # %%
 def check_ex61(answer):
@@ -249,7 +244,7 @@ def check_ex61(answer):
     print(f"Correct: grad_l2 of the linear field is {expected:.6f}, the same at any grid size.")
 
 
-check_ex61(answer_61)
+_ = check(check_ex61, answer_61, exercise="6.1")
 
 # %% [markdown]
 # ## The total loss, Eq. (23)
@@ -462,13 +457,9 @@ plt.show()
 # folded pixel at all? Put it in `answer_62` (one of `LAMBDAS`).
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex6_2"
 answer_62 = None   # one of LAMBDAS
-
-# %% tags=["solution"]
-answer_62 = min(lam for lam in LAMBDAS if results[lam]["folding"] == 0)
-print(f"The smallest lambda without folding: {answer_62:g}")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex6_2.py
 
 # %%
 def check_ex62(answer):
@@ -482,7 +473,7 @@ def check_ex62(answer):
           f"(error against the truth {results[answer]['epe']:.2f} px).")
 
 
-check_ex62(answer_62)
+_ = check(check_ex62, answer_62, exercise="6.2")
 
 # %% [markdown]
 # ## Training the two networks

@@ -55,6 +55,7 @@ from scipy import stats
 
 from lstmcor.data import load_dataset
 from lstmcor.evaluation import evaluate, load_weights, markdown_table, shipped_weights, weights_dir
+from lstmcor.exercises import check
 from lstmcor.metrics import dice
 from lstmcor.registration import register
 from lstmcor.plots import field_summary, label_rgb
@@ -496,22 +497,11 @@ with open(os.path.join(OUTPUT_DIR, "claims.md"), "w") as handle:
 # mean, with NumPy only (no `lstmcor.metrics`). Put the mean in `answer_71`.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex7_1"
 fixed_labels = ds.labels[f_shown]
 moved_labels = registered(SHOWN)["LSTM-COR"]["moved_labels"][0, ..., 0]
 answer_71 = None   # the mean Dice over the foreground labels of the fixed map
-
-# %% tags=["solution"]
-per_label = []
-for label in np.unique(fixed_labels):
-    if label == 0:
-        continue  # background is not scored
-    a, b = fixed_labels == label, moved_labels == label
-    per_label.append(2.0 * np.logical_and(a, b).sum() / (a.sum() + b.sum()))
-    print(f"{ds.label_names[label]:13s} Dice {per_label[-1]:.4f}")
-answer_71 = float(np.mean(per_label))
-print(f"mean Dice {answer_71:.4f}")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex7_1.py
 
 # %%
 def check_ex71(answer):
@@ -526,7 +516,7 @@ def check_ex71(answer):
     print(f"Correct: {answer:.4f}, the value in the evaluation row of this pair (pairs.csv).")
 
 
-check_ex71(answer_71)
+_ = check(check_ex71, answer_71, exercise="7.1")
 
 # %% [markdown]
 # ## Summary

@@ -52,6 +52,7 @@ from scipy import stats
 
 from lstmcor.data import load_dataset
 from lstmcor.evaluation import evaluate, load_weights, shipped_weights, weights_dir
+from lstmcor.exercises import check
 from lstmcor.models import build_lstmcor
 from lstmcor.plots import loss_curves
 from lstmcor.training import read_log
@@ -104,14 +105,9 @@ display(Markdown("\n".join(lines)))
 # skips are removed, and put the number in `answer_81`.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex8_1"
 answer_81 = None   # weights of the full model minus weights without SE skips
-
-# %% tags=["solution"]
-# One SE block on C channels: W1 is (C/r) x C and W2 is C x (C/r), no biases.
-answer_81 = sum(2 * c * max(1, c // 8) for c in [16, 32, 32, 32])
-print(f"16 channels: 2 * 16 * 2 = 64; 32 channels: 2 * 32 * 4 = 256, three times; total {answer_81}")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex8_1.py
 
 # %%
 def check_ex81(answer):
@@ -127,7 +123,7 @@ def check_ex81(answer):
           f"({100 * expected / params[FULL]:.2f} %).")
 
 
-check_ex81(answer_81)
+_ = check(check_ex81, answer_81, exercise="8.1")
 
 # %% [markdown]
 # ## How the variants were trained

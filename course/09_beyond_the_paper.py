@@ -68,6 +68,7 @@ from scipy import ndimage
 import lstmcor
 from lstmcor.data import PairDataset, load_dataset, pair_indices
 from lstmcor.evaluation import evaluate
+from lstmcor.exercises import check
 from lstmcor.losses import mse, ncc
 from lstmcor.metrics import folding_fraction, jacobian_determinant, mean_dice, sdlogj
 from lstmcor.models import build_lstmcor, build_voxelmorph
@@ -194,24 +195,13 @@ plt.show()
 # spatial transformer does), one channel at a time. Return the displacement `[H, W, 2]`.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex9_1"
 def scaling_and_squaring(velocity, steps=7):
     """Displacement of exp(velocity) [H, W, 2] by scaling and squaring, in NumPy."""
     return None   # your code here
 
 
-# %% tags=["solution"]
-def scaling_and_squaring(velocity, steps=7):
-    """Displacement of exp(velocity) [H, W, 2] by scaling and squaring, in NumPy."""
-    disp = np.asarray(velocity, dtype="float64") / 2.0**steps
-    rows, cols = np.mgrid[0:disp.shape[0], 0:disp.shape[1]].astype("float64")
-    for _ in range(steps):
-        points = [rows + disp[..., 0], cols + disp[..., 1]]
-        sampled = np.stack([ndimage.map_coordinates(disp[..., c], points, order=1, mode="nearest")
-                            for c in range(2)], axis=-1)
-        disp = disp + sampled      # d <- d + d o (id + d)
-    return disp.astype("float32")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex9_1.py
 
 # %%
 def smooth_velocity(amplitude, shape=None, sigma=10.0, seed=SEED):
@@ -225,11 +215,10 @@ def smooth_velocity(amplitude, shape=None, sigma=10.0, seed=SEED):
 def check_ex91(fn):
     velocity = smooth_velocity(6.0)
     mine = fn(velocity, steps=7)
-    if mine is None:
-        print("Not solved yet (your function returns None). Hint: divide the velocity by 2**steps, then "
-              "repeat `steps` times: sample each channel of d at (rows + d[..., 0], cols + d[..., 1]) with "
-              "map_coordinates(order=1, mode='nearest') and add the samples to d.")
-        return
+    assert mine is not None, (
+        "your function returns None. Divide the velocity by 2**steps, then repeat `steps` times: sample each "
+        "channel of d at (rows + d[..., 0], cols + d[..., 1]) with map_coordinates(order=1, mode='nearest') "
+        "and add the samples to d.")
     mine = np.asarray(mine, "float32")
     expected = ops.convert_to_numpy(integrate(velocity[None], steps=7))[0]
     assert mine.shape == expected.shape, f"shape {mine.shape}, expected {expected.shape} (rows, columns, 2)."
@@ -245,7 +234,7 @@ def check_ex91(fn):
           f"(largest displacement {np.linalg.norm(expected, axis=-1).max():.2f} px).")
 
 
-check_ex91(scaling_and_squaring)
+_ = check(check_ex91, scaling_and_squaring, exercise="9.1")
 
 # %% [markdown]
 # What does the integration buy? Take a smooth velocity and use it twice: once directly as a
