@@ -20,6 +20,7 @@ from lstmcor.exercises import SOLUTIONS_ENV, check
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
+import course_solutions  # noqa: E402
 import run_course  # noqa: E402
 import split_solutions  # noqa: E402
 
@@ -54,9 +55,9 @@ def test_every_solution_id_has_its_file_and_every_file_its_exercise():
         for _, cell, number in _starters(path):
             sid = cell.metadata["solution"]
             assert "exercise" in cell.metadata.get("tags", []), f"{path.stem}: {sid} is not on an exercise cell"
-            assert number is not None and sid == run_course.solution_id(number), (path.stem, sid, number)
+            assert number is not None and sid == course_solutions.solution_id(number), (path.stem, sid, number)
             assert sid.startswith(f"ex{int(path.stem[:2])}_"), f"{path.stem} names another chapter's {sid}"
-            assert run_course.load_comment(sid) in cell.source, f"{path.stem}: {sid}'s starter lacks the %load line"
+            assert course_solutions.load_comment(sid) in cell.source, f"{path.stem}: {sid} lacks the %load line"
             first = (SOLUTIONS / f"{sid}.py").read_text().splitlines()[0]
             assert first.startswith(f"# Exercise {number}: ")
             assert first.endswith(" - solution (loaded by tools/run_course.py for the book and CI)")
@@ -71,7 +72,7 @@ def test_injection_puts_each_solution_right_after_its_exercise():
     path = COURSE / "01_squeeze_excitation.py"
     nb = jupytext.read(path)
     before = [c.source for c in nb.cells]
-    ids = run_course.inject_solutions(nb, SOLUTIONS, path.stem)
+    ids = course_solutions.inject_solutions(nb, SOLUTIONS, path.stem)
     assert ids == [cell.metadata["solution"] for _, cell, _ in _starters(path)] and ids
     assert len(nb.cells) == len(before) + len(ids)
     assert [c.source for c in nb.cells if "solution" not in c.metadata.get("tags", [])] == before
@@ -141,7 +142,7 @@ def test_split_solutions_converts_once_and_injection_restores(tmp_path):
     assert split_solutions.split_file(path, solutions) == [] and path.read_text() == text
     # the runner puts the code back where it was, with its tags
     nb = jupytext.read(path)
-    assert run_course.inject_solutions(nb, solutions, "01_demo") == ["ex1_1", "ex1_2"]
+    assert course_solutions.inject_solutions(nb, solutions, "01_demo") == ["ex1_1", "ex1_2"]
     srcs = [c.source for c in nb.cells]
     k = srcs.index(starters["ex1_1"].source)
     assert "return a + b" in srcs[k + 1] and nb.cells[k + 1].metadata["tags"] == ["solution"]
@@ -170,8 +171,8 @@ def test_injection_errors_name_the_chapter_and_the_id(tmp_path, cell, files, mes
     for sid, text in files.items():
         (tmp_path / f"{sid}.py").write_text(text)
     nb = jupytext.reads(cell, fmt="py:percent")
-    with pytest.raises(run_course.SolutionError, match=message):
-        run_course.inject_solutions(nb, tmp_path, "01_demo")
+    with pytest.raises(course_solutions.SolutionError, match=message):
+        course_solutions.inject_solutions(nb, tmp_path, "01_demo")
 
 
 def _check_double(fn):

@@ -35,7 +35,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_course import find_chapters, load_comment, solution_id  # noqa: E402
+from course_solutions import load_comment, solution_id  # noqa: E402
+from run_course import find_chapters  # noqa: E402
 
 EXERCISE_RE = re.compile(r"\{admonition\}\s*Exercise\s+(\d+)\.(\d+)\s*:?\s*([^\n]*)")
 
