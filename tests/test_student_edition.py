@@ -210,7 +210,7 @@ def test_check_raises_where_solutions_are_filled_in(monkeypatch):
 
 
 def _outputs(cell):
-    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+    return "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
 
 @pytest.mark.slow
