@@ -44,6 +44,7 @@ import numpy as np
 import lstmcor
 from lstmcor import plots
 from lstmcor.data import load_dataset, pair_indices
+from lstmcor.exercises import check
 
 os.makedirs(OUTPUT_DIR, exist_ok=True)
 rng = np.random.default_rng(SEED)
@@ -502,7 +503,7 @@ plt.show()
 # `lstmcor.dice` and `lstmcor.mean_dice` on the SyN pair above.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex0_1"
 def my_dice(a, b, label):
     ...  # your code: 2 |A and B| / (|A| + |B|)
 
@@ -511,16 +512,7 @@ def my_mean_dice(fixed_labels, moved_labels):
     ...  # your code: mean of my_dice over the labels > 0 present in fixed_labels
 
 
-# %% tags=["solution"]
-def my_dice(a, b, label):
-    in_a, in_b = (a == label), (b == label)
-    return 2.0 * np.logical_and(in_a, in_b).sum() / (in_a.sum() + in_b.sum())
-
-
-def my_mean_dice(fixed_labels, moved_labels):
-    present = [v for v in np.unique(fixed_labels) if v != 0]
-    return float(np.mean([my_dice(fixed_labels, moved_labels, v) for v in present]))
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex0_1.py
 
 # %%
 def check_ex01(my_dice, my_mean_dice):
@@ -538,7 +530,7 @@ def check_ex01(my_dice, my_mean_dice):
     print(f"Correct: Dice per tissue (CSF, GM, WM) {[round(float(my_dice(a, b, v)), 3) for v in (1, 2, 3)]}, mean {got:.3f}.")
 
 
-check_ex01(my_dice, my_mean_dice)
+_ = check(check_ex01, my_dice, my_mean_dice, exercise="0.1")
 
 # %% [markdown]
 # :::{admonition} Exercise 0.2: MSE, a preview of Eq. (21)
@@ -549,12 +541,9 @@ check_ex01(my_dice, my_mean_dice)
 # loss `lstmcor.losses.mse`, which works on batches `[B, H, W, 1]`.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex0_2"
 answer_mse = None  # your code: a float
-
-# %% tags=["solution"]
-answer_mse = float(np.mean((ds.images[syn_rows[0]["f"]] - syn_rows[0]["moved"]) ** 2))
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex0_2.py
 
 # %%
 def check_ex02(answer):
@@ -569,7 +558,7 @@ def check_ex02(answer):
     print(f"Correct: MSE(fixed, moved) = {answer:.5f}, against {syn_rows[0]['mse_before']:.5f} before registration.")
 
 
-check_ex02(answer_mse)
+_ = check(check_ex02, answer_mse, exercise="0.2")
 
 # %% [markdown]
 # ## Summary

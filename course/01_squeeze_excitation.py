@@ -339,17 +339,12 @@ show_ratio(8)
 # `SqueezeExcitation(ratio=4)` layer on 32 channels and compares with the layer.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex1_1"
 def my_se(X, W1, W2):
     ...  # your code: squeeze (Eq. 3), excite (Eq. 4), scale (Eq. 5)
 
 
-# %% tags=["solution"]
-def my_se(X, W1, W2):
-    z = X.mean(axis=(1, 2))
-    s = 1.0 / (1.0 + np.exp(-(np.maximum(z @ W1.T, 0.0) @ W2.T)))
-    return X * s[:, None, None, :]
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex1_1.py
 
 # %%
 def check_ex11(my_se):
@@ -369,7 +364,7 @@ def check_ex11(my_se):
           f"{np.abs(got - want).max():.1e}).")
 
 
-check(check_ex11, my_se, exercise="1.1")
+_ = check(check_ex11, my_se, exercise="1.1")
 
 # %% [markdown]
 # :::{admonition} Exercise 1.2: SE as a Keras layer
@@ -391,7 +386,7 @@ check(check_ex11, my_se, exercise="1.1")
 # rebuilds it from its config.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex1_2"
 class MySE(keras.layers.Layer):
     def __init__(self, ratio=8, **kwargs):
         super().__init__(**kwargs)
@@ -407,28 +402,7 @@ class MySE(keras.layers.Layer):
         ...  # your code: the parent's config plus the ratio
 
 
-# %% tags=["solution"]
-class MySE(keras.layers.Layer):
-    def __init__(self, ratio=8, **kwargs):
-        super().__init__(**kwargs)
-        self.ratio = int(ratio)
-
-    def build(self, input_shape):
-        channels = int(input_shape[-1])
-        hidden = max(1, channels // self.ratio)
-        self.w1 = self.add_weight(shape=(channels, hidden), initializer="glorot_uniform", name="w1")
-        self.w2 = self.add_weight(shape=(hidden, channels), initializer="glorot_uniform", name="w2")
-
-    def call(self, x):
-        z = keras.ops.mean(x, axis=(1, 2))                                              # Eq. 3: [B, C]
-        s = keras.ops.sigmoid(keras.ops.matmul(keras.ops.relu(keras.ops.matmul(z, self.w1)), self.w2))  # Eq. 4
-        return x * keras.ops.reshape(s, (-1, 1, 1, x.shape[-1]))                        # Eq. 5
-
-    def get_config(self):
-        config = super().get_config()
-        config["ratio"] = self.ratio
-        return config
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex1_2.py
 
 # %%
 def check_ex12(layer_class):
@@ -471,7 +445,7 @@ def check_ex12(layer_class):
           "works in a functional model and survives get_config/from_config.")
 
 
-check(check_ex12, MySE, exercise="1.2")
+_ = check(check_ex12, MySE, exercise="1.2")
 
 # %% [markdown]
 # ## Summary

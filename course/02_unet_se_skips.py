@@ -349,26 +349,12 @@ show_map(0, 0)
 # tissue): how far does the largest gate of each skip move, against the spread of the gates?
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex2_1"
 def skip_gates(model, moving, fixed):
     ...  # your code: a list of 4 arrays, the gates of skip0_se ... skip3_se
 
 
-# %% tags=["solution"]
-def skip_gates(model, moving, fixed):
-    layers = [model.get_layer(f"skip{k}_se") for k in range(4)]
-    entering = keras.Model(model.inputs, [layer.input for layer in layers])([moving, fixed])
-    return [keras.ops.convert_to_numpy(layer.gates(x))[0] for layer, x in zip(layers, entering)]
-
-
-gates_same = skip_gates(gen_show, mov[:1], fix[:1])
-gates_gamma = skip_gates(gen_show, mov[:1], fix[:1] ** 0.5)
-print(f"[{PRESET}] {weights_note}; fixed image through a gamma curve (x ** 0.5)")
-print("skip   channels   gates from .. to   spread (std)   largest change of a gate")
-for k, (same, gamma) in enumerate(zip(gates_same, gates_gamma)):
-    print(f"skip{k}  {same.size:8d}   {same.min():.3f} .. {same.max():.3f}   {same.std():12.4f}   "
-          f"{np.abs(gamma - same).max():.4f}")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex2_1.py
 
 # %%
 def check_ex21(skip_gates, model, moving, fixed):
@@ -391,7 +377,7 @@ def check_ex21(skip_gates, model, moving, fixed):
     print("Correct: your gates are Eq. (4) on what enters each skip SE block, for both contrasts.")
 
 
-check(check_ex21, skip_gates, gen_show, mov[:1], fix[:1], exercise="2.1")
+_ = check(check_ex21, skip_gates, gen_show, mov[:1], fix[:1], exercise="2.1")
 
 # %% [markdown]
 # :::{admonition} Discussion
@@ -417,7 +403,7 @@ check(check_ex21, skip_gates, gen_show, mov[:1], fix[:1], exercise="2.1")
 # with 3, 4 and 5 levels and reads their `funnel_pool` layer.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex2_2"
 def funnel_factor(levels):
     ...  # your code
 
@@ -426,14 +412,7 @@ def funnel_shape(H, W, levels):
     ...  # your code
 
 
-# %% tags=["solution"]
-def funnel_factor(levels):
-    return 2 ** levels
-
-
-def funnel_shape(H, W, levels):
-    return H // funnel_factor(levels), W // funnel_factor(levels)
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex2_2.py
 
 # %%
 def check_ex22(funnel_factor, funnel_shape):
@@ -451,7 +430,7 @@ def check_ex22(funnel_factor, funnel_shape):
           f"{funnel_shape(160, 192, 4)}, the size of the bottleneck.")
 
 
-check(check_ex22, funnel_factor, funnel_shape, exercise="2.2")
+_ = check(check_ex22, funnel_factor, funnel_shape, exercise="2.2")
 
 # %% [markdown]
 # ## Summary

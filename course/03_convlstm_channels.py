@@ -127,14 +127,10 @@ print(f"channel t*F+f = {t * 4 + f} holds feature f={f} of step t={t}:",
 # `SequenceToChannels` hands to the flow head. Use tuples of integers.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex3_1"
 shape_after_eq6 = None         # (B, ..., ...)
 shape_to_flow_head = None
-
-# %% tags=["solution"]
-shape_after_eq6 = (8, 16, 160, 192, 1)
-shape_to_flow_head = (8, 160, 192, 16 * 4)
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex3_1.py
 
 # %% tags=["hide-input"]
 def check_ex31(a, b):
@@ -150,7 +146,7 @@ def check_ex31(a, b):
     print(f"Correct: {tuple(a)} after Eq. (6), {tuple(b)} into the flow head.")
 
 
-check(check_ex31, shape_after_eq6, shape_to_flow_head, exercise="3.1")
+_ = check(check_ex31, shape_after_eq6, shape_to_flow_head, exercise="3.1")
 
 # %% [markdown]
 # ## The classical LSTM, Eq. (7)–(11)
@@ -261,21 +257,12 @@ plt.show()
 # matrix product, so a ConvLSTM is exactly the vector LSTM of the paper.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex3_2"
 def my_lstm_step(x, h, c, kernel, recurrent_kernel, bias, w_ci, w_cf, w_co):
     ...  # your code: return h_new, c_new
 
 
-# %% tags=["solution"]
-def my_lstm_step(x, h, c, kernel, recurrent_kernel, bias, w_ci, w_cf, w_co):
-    z = x @ kernel + h @ recurrent_kernel + bias
-    z_i, z_f, z_c, z_o = np.split(z, 4, axis=-1)
-    i = sigmoid(z_i + w_ci * c)
-    f = sigmoid(z_f + w_cf * c)
-    c_new = f * c + i * np.tanh(z_c)
-    o = sigmoid(z_o + w_co * c_new)
-    return o * np.tanh(c_new), c_new
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex3_2.py
 
 # %% tags=["hide-input"]
 def check_ex32(step):
@@ -314,7 +301,7 @@ def check_ex32(step):
     print(f"Correct: your step matches PeepholeConvLSTM2D with a 1x1 kernel (max difference {err:.1e}).")
 
 
-check(check_ex32, my_lstm_step, exercise="3.2")
+_ = check(check_ex32, my_lstm_step, exercise="3.2")
 
 # %% [markdown]
 # ## From vectors to images: the ConvLSTM, Eq. (12)–(16)
@@ -462,22 +449,12 @@ assert np.allclose(got, numpy_h, atol=1e-5)
 # peepholes, runs a 3-step sequence through it, and through your step from `h = c = 0`.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex3_3"
 def my_convlstm_step(x_t, h, c, kernel, recurrent_kernel, bias, w_ci, w_cf, w_co):
     ...  # your code, keras.ops only: return h_new, c_new
 
 
-# %% tags=["solution"]
-def my_convlstm_step(x_t, h, c, kernel, recurrent_kernel, bias, w_ci, w_cf, w_co):
-    ops = keras.ops
-    z = ops.conv(x_t, kernel, padding="same") + ops.conv(h, recurrent_kernel, padding="same") + bias
-    z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
-    i = ops.sigmoid(z_i + w_ci * c)                 # Eq. (12)
-    f = ops.sigmoid(z_f + w_cf * c)                 # Eq. (13)
-    c_new = f * c + i * ops.tanh(z_c)               # Eq. (14)
-    o = ops.sigmoid(z_o + w_co * c_new)             # Eq. (15): the new cell state
-    return o * ops.tanh(c_new), c_new               # Eq. (16)
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex3_3.py
 
 # %% tags=["hide-input"]
 def _run_steps(step, xs, weights, peepholes):
@@ -517,7 +494,7 @@ def check_ex33(step):
     print(f"Correct: your keras.ops step reproduces PeepholeConvLSTM2D over {T} steps (max difference {err:.1e}).")
 
 
-check(check_ex33, my_convlstm_step, exercise="3.3")
+_ = check(check_ex33, my_convlstm_step, exercise="3.3")
 
 # %% [markdown]
 # ## The gates of the LSTM-COR model along the channel sequence
@@ -676,51 +653,12 @@ print(f"[{PRESET}] last hidden state, forward vs reversed channel order: relativ
 # *every* step, not only the last? (Tip: batch the `T + 1` sequences into one call.)
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex3_4" solution_tags=["hide-input"]
 def memory_profile(cell, sequence, forget_shift=0.0):
     ...  # your code: return an array of T relative changes
 
 
-# %% tags=["solution", "hide-input"]
-def memory_profile(cell, sequence, forget_shift=0.0):
-    copy = PeepholeConvLSTM2D.from_config(cell.get_config())
-    copy.build(sequence.shape)
-    weights = [np.array(w) for w in cell.get_weights()]
-    weights[2][cell.filters:2 * cell.filters] += forget_shift        # the forget gate's bias
-    copy.set_weights(weights)
-    T = sequence.shape[1]
-    batch = np.repeat(sequence, T + 1, axis=0)                         # sample 0 intact, sample t+1 without step t
-    for t in range(T):
-        batch[t + 1, t] = 0.0
-    last = keras.ops.convert_to_numpy(copy(batch))[:, -1]
-    return np.linalg.norm((last[1:] - last[:1]).reshape(T, -1), axis=1) / np.linalg.norm(last[0])
-
-
-# The model's ConvLSTM on the test pair (a centre crop at ci, to stay fast).
-crop = {"ci": 48, "quick": 96, "paper": None}[PRESET]
-probe_in = lstm_in
-if crop:
-    top, left = (lstm_in.shape[2] - crop) // 2, (lstm_in.shape[3] - crop) // 2
-    probe_in = lstm_in[:, :, top:top + crop, left:left + crop]
-shifts = (-3.0, 0.0, 3.0)
-profiles = {shift: memory_profile(cell, probe_in, shift) for shift in shifts}
-fig, ax = plt.subplots(figsize=(6.5, 3.2))
-for shift, profile in profiles.items():
-    ax.plot(np.arange(len(profile)), profile, marker="o", label=f"forget bias {shift:+.0f} (mean f = "
-            f"{sigmoid(cell.get_weights()[2][cell.filters:2 * cell.filters] + shift).mean():.2f} at zero input)")
-ax.set_yscale("log")
-ax.set_xlabel("step t whose channel is removed")
-ax.set_ylabel("relative change of the last $h$")
-ax.set_title(f"[{PRESET}] {'trained' if TRAINED else 'untrained'} ConvLSTM, test pair, input {probe_in.shape[2:4]}",
-             fontsize=10)
-ax.legend(fontsize=7)
-ax.grid(alpha=0.3)
-fig.tight_layout()
-plt.show()
-for shift, profile in profiles.items():
-    print(f"[{PRESET}] forget shift {shift:+.0f}: influence of the first step {profile[0]:.2e}, "
-          f"of the last step {profile[-1]:.2e}, first/last = {profile[0] / profile[-1]:.1e}")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex3_4.py
 
 # %% tags=["hide-input"]
 def check_ex34(memory_profile):
@@ -753,7 +691,7 @@ def check_ex34(memory_profile):
     print("Correct: your memory profile matches the reference on a random 4-step cell, with and without a forget shift.")
 
 
-check(check_ex34, memory_profile, exercise="3.4")
+_ = check(check_ex34, memory_profile, exercise="3.4")
 
 # %% [markdown]
 # :::{admonition} Solution: what the experiment shows

@@ -52,7 +52,7 @@ logging.getLogger("tensorflow").setLevel(logging.ERROR)   # no retracing chatter
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import sliding_window_view  # noqa: F401  (for Exercise 4.2)
 
 from lstmcor.data import load_dataset
 from lstmcor.evaluation import load_weights, shipped_weights
@@ -202,45 +202,12 @@ plt.show()
 # What can this head compute, and what not?
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex4_1" solution_tags=["hide-input"]
 def compose_head(dw_kernel, dw_bias, flow_kernel, flow_bias):
     ...  # your code: return kernel [5, 5, C, 2], bias [2]
 
 
-# %% tags=["solution", "hide-input"]
-def compose_head(dw_kernel, dw_bias, flow_kernel, flow_bias):
-    kernel = np.zeros((5, 5, *flow_kernel.shape[2:]))
-    for a in range(3):                  # depthwise tap a, flow tap b: offset (a - 1) + (b - 1) = (a + b) - 2
-        for b in range(3):
-            kernel[a:a + 3, b:b + 3] += dw_kernel[a, b, :, 0][None, None, :, None] * flow_kernel
-    return kernel, flow_bias + np.einsum("c,ijco->o", dw_bias, flow_kernel)
-
-
-# (1) the model's own head against one 5x5 convolution, on random features
-head_dw, head_flow = model.get_layer("depthwise"), model.get_layer("flow_conv")
-probe_features = rng.normal(size=(1, 24, 28, C)).astype("float32")
-flow_weights = [rng.normal(0, 0.05, size=head_flow.kernel.shape).astype("float32"), np.float32([0.1, -0.2])]
-two_layers = keras.Sequential([keras.Input((24, 28, C)), keras.layers.DepthwiseConv2D(3, padding="same"),
-                               keras.layers.Conv2D(2, 3, padding="same")])
-two_layers.layers[0].set_weights(head_dw.get_weights())
-two_layers.layers[1].set_weights(flow_weights)       # a flow kernel of useful size (the model's starts at 1e-5)
-one_conv = keras.layers.Conv2D(2, 5, padding="same")
-one_conv.build(probe_features.shape)
-one_conv.set_weights([w.astype("float32") for w in compose_head(*head_dw.get_weights(), *flow_weights)])
-y_two = keras.ops.convert_to_numpy(two_layers(probe_features))[0]
-y_one = keras.ops.convert_to_numpy(one_conv(probe_features))[0]
-print(f"[{PRESET}] head (depthwise, flow conv) vs one 5x5 conv: max difference inside "
-      f"{np.abs(y_two - y_one)[1:-1, 1:-1].max():.1e}, on the border {np.abs(y_two - y_one).max():.1e} "
-      f"(output size {np.abs(y_two).max():.2f})")
-# (2) a nonlinearity between the two layers
-bent = keras.Sequential([keras.Input((24, 28, C)), two_layers.layers[0], keras.layers.LeakyReLU(0.2), two_layers.layers[1]])
-y_bent = keras.ops.convert_to_numpy(bent(probe_features))[0]
-print(f"[{PRESET}] with a LeakyReLU between them: max difference inside {np.abs(y_bent - y_one)[1:-1, 1:-1].max():.2f}")
-# (3) weights: the two layers against a free 5x5 convolution 64 -> 2
-free_5x5 = 5 * 5 * C * 2 + 2
-print(f"weights: depthwise {head_dw.count_params()} + flow conv {head_flow.count_params()} = "
-      f"{head_dw.count_params() + head_flow.count_params()}, a free 5x5 conv {C} -> 2: {free_5x5}")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex4_1.py
 
 # %% tags=["hide-input"]
 def check_ex41(compose_head):
@@ -273,7 +240,7 @@ def check_ex41(compose_head):
     print(f"Correct: depthwise then flow conv is one 5x5 convolution (max difference {err:.1e} inside the border).")
 
 
-check(check_ex41, compose_head, exercise="4.1")
+_ = check(check_ex41, compose_head, exercise="4.1")
 
 # %% [markdown]
 # :::{admonition} Solution: what the experiment shows
@@ -303,19 +270,12 @@ check(check_ex41, compose_head, exercise="4.1")
 # Hint: `numpy.lib.stride_tricks.sliding_window_view` gives every `k × k` window at once.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex4_2"
 def my_depthwise(x, kernel, bias):
     ...  # your code: return an [H, W, C] array
 
 
-# %% tags=["solution"]
-def my_depthwise(x, kernel, bias):
-    p = kernel.shape[0] // 2
-    padded = np.pad(x, ((p, p), (p, p), (0, 0)))
-    windows = sliding_window_view(padded, kernel.shape[:2], axis=(0, 1))   # [H, W, C, k, k]
-    # channel c only meets kernel[:, :, c, 0]: no sum over channels
-    return np.einsum("hwcij,ijc->hwc", windows, kernel[..., 0]) + bias
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex4_2.py
 
 # %% tags=["hide-input"]
 def check_ex42(fn):
@@ -338,7 +298,7 @@ def check_ex42(fn):
     print(f"Correct: your depthwise convolution equals Keras's (max difference {err:.1e}).")
 
 
-check(check_ex42, my_depthwise, exercise="4.2")
+_ = check(check_ex42, my_depthwise, exercise="4.2")
 
 # %% [markdown]
 # ## Why the last convolution starts almost at zero
@@ -578,14 +538,15 @@ plt.show()
 # :::
 
 # %%
-from lstmcor.convlstm import ChannelsToSequence, PeepholeConvLSTM2D, SequenceToChannels
-from lstmcor.flow_head import FlowDepthwiseConv2D, flow_field
-from lstmcor.models import ENC_FEATURES, LSTMCOR_DEC_FEATURES, conv_block, unet_features
-from lstmcor.se import SqueezeExcitation
-from lstmcor.transform import SpatialTransformer
+# the blocks of Exercise 4.3
+from lstmcor.convlstm import ChannelsToSequence, PeepholeConvLSTM2D, SequenceToChannels  # noqa: F401
+from lstmcor.flow_head import FlowDepthwiseConv2D, flow_field  # noqa: F401
+from lstmcor.models import ENC_FEATURES, LSTMCOR_DEC_FEATURES, conv_block, unet_features  # noqa: F401
+from lstmcor.se import SqueezeExcitation  # noqa: F401
+from lstmcor.transform import SpatialTransformer  # noqa: F401
 
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex4_3"
 def my_lstmcor(input_shape=(32, 32)):
     moving = keras.Input((*input_shape, 1), name="moving")  # noqa: F841  (yours to use)
     fixed = keras.Input((*input_shape, 1), name="fixed")    # noqa: F841
@@ -593,23 +554,7 @@ def my_lstmcor(input_shape=(32, 32)):
     # return keras.Model([moving, fixed], [moved, flow])
 
 
-# %% tags=["solution"]
-def my_lstmcor(input_shape=(32, 32)):
-    moving = keras.Input((*input_shape, 1), name="moving")
-    fixed = keras.Input((*input_shape, 1), name="fixed")
-    x = keras.layers.Concatenate()([moving, fixed])
-    x = unet_features(x, ENC_FEATURES, LSTMCOR_DEC_FEATURES, se_skips=True, funnel=True, se_ratio=8)
-    x = conv_block(x, 16, "sequence")                   # n_seq = 16 channels
-    x = ChannelsToSequence()(x)                         # Eq. 6: [B, 16, H, W, 1]
-    x = PeepholeConvLSTM2D(4, 3)(x)                     # Eq. 12-16: [B, 16, H, W, 4]
-    x = SequenceToChannels()(x)                         # [B, H, W, 64]
-    x = SqueezeExcitation(8)(x)                         # head SE
-    x = FlowDepthwiseConv2D(3, padding="same")(x)       # Eq. 17
-    flow = flow_field(x)                                # Eq. 18
-    flow = SqueezeExcitation(8)(flow)                   # SE on the field
-    moved = SpatialTransformer()([moving, flow])        # Eq. 19-20
-    return keras.Model([moving, fixed], [moved, flow])
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex4_3.py
 
 # %% tags=["hide-input"]
 def check_ex43(my_lstmcor):
@@ -647,7 +592,7 @@ def check_ex43(my_lstmcor):
           f"moved image and field (max |flow| {np.abs(want[1]).max():.2f} px).")
 
 
-check(check_ex43, my_lstmcor, exercise="4.3")
+_ = check(check_ex43, my_lstmcor, exercise="4.3")
 
 # %% [markdown]
 # ## Summary

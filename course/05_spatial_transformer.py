@@ -226,15 +226,9 @@ assert np.allclose(ours, scipy_moved, atol=1e-5) and np.allclose(ours, package_m
 # columns in each row, then between the rows), then type the number.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex5_1"
 answer_51 = None   # a number
-
-# %% tags=["solution"]
-top = 10 * (1 - 0.8) + 20 * 0.8          # row 0 at x = 0.8: 18
-bottom = 30 * (1 - 0.8) + 40 * 0.8       # row 1 at x = 0.8: 38
-answer_51 = top * (1 - 0.3) + bottom * 0.3
-print(answer_51)
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex5_1.py
 
 # %% tags=["hide-input"]
 def check_ex51(answer):
@@ -248,7 +242,7 @@ def check_ex51(answer):
     print(f"Correct: {expected:g}, the same as scipy.ndimage.map_coordinates(order=1).")
 
 
-check(check_ex51, answer_51, exercise="5.1")
+_ = check(check_ex51, answer_51, exercise="5.1")
 
 # %% [markdown]
 # ## Eq. (20): the moved image
@@ -358,16 +352,10 @@ plt.show()
 # against the fixed label map with `lstmcor.metrics.mean_dice`. Store it in `dice_52`.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex5_2"
 m52, f52 = same_brain[1]
 dice_52 = None   # your code
-
-# %% tags=["solution"]
-m52, f52 = same_brain[1]
-warped_52 = warp(ds.labels[m52], ds.true_displacement(m52, f52), "nearest")
-dice_52 = mean_dice(ds.labels[f52], warped_52)
-print(f"[{PRESET}] pair {m52} -> {f52}: mean Dice after the true warp = {dice_52:.3f}")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex5_2.py
 
 # %% tags=["hide-input"]
 def check_ex52(value):
@@ -388,7 +376,7 @@ def check_ex52(value):
     print(f"Correct: mean Dice {expected:.3f} (before warping it was {mean_dice(ds.labels[f], ds.labels[m]):.3f}).")
 
 
-check(check_ex52, dice_52, exercise="5.2")
+_ = check(check_ex52, dice_52, exercise="5.2")
 
 
 # %% [markdown]
@@ -402,28 +390,12 @@ check(check_ex52, dice_52, exercise="5.2")
 # labels not change at all, and what does the image error do over the same range?
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex5_3"
 def subpixel_scores(image, labels, t):
     ...  # your code: (mean Dice, MSE) after a constant shift of t columns
 
 
-# %% tags=["solution"]
-def subpixel_scores(image, labels, t):
-    field = np.zeros((*image.shape, 2), "float32")
-    field[..., 1] = t
-    return mean_dice(labels, warp(labels, field, "nearest")), float(np.mean((image - warp(image, field)) ** 2))
-
-
-shifts_53 = np.arange(9) / 8
-scores_53 = [subpixel_scores(fixed, ds.labels[fixed_i], t) for t in shifts_53]
-print(f"[{PRESET}] constant shift of t columns, fixed image #{fixed_i}")
-print("   t     mean Dice (labels, nearest)   MSE (image, bilinear)")
-for t, (d, m) in zip(shifts_53, scores_53):
-    print(f"  {t:.3f}   {d:.4f}                        {m:.6f}")
-unchanged = [t for t, (d, _) in zip(shifts_53, scores_53) if d == 1.0]
-print(f"labels identical for t in {[float(t) for t in unchanged]}; "
-      f"the MSE is already {scores_53[1][1]:.2e} at t = 1/8")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex5_3.py
 
 # %% tags=["hide-input"]
 def check_ex53(fn, image, labels):
@@ -445,7 +417,7 @@ def check_ex53(fn, image, labels):
     print("Correct: Dice and MSE after a sub-pixel shift agree with a NumPy / SciPy reference.")
 
 
-check(check_ex53, subpixel_scores, fixed, ds.labels[fixed_i], exercise="5.3")
+_ = check(check_ex53, subpixel_scores, fixed, ds.labels[fixed_i], exercise="5.3")
 
 # %% [markdown]
 # :::{admonition} Discussion

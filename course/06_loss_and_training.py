@@ -223,16 +223,10 @@ plt.show()
 # in `answer_61`. Hint: a forward difference of a linear function is the same at every pixel.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex6_1"
 a, b, c0, d = 0.1, -0.05, 0.02, 0.2
 answer_61 = None   # your number: what grad_l2 returns for this field
-
-# %% tags=["solution"]
-# Along rows, channel 0 changes by a and channel 1 by c0 at every pixel: the mean of the squares
-# over both channels is (a^2 + c0^2) / 2. Along columns: (b^2 + d^2) / 2. The two axes are averaged:
-answer_61 = (a**2 + b**2 + c0**2 + d**2) / 4
-print(f"Grad = (a^2 + b^2 + c0^2 + d^2) / 4 = {answer_61:.6f}")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex6_1.py
 
 # %%
 def check_ex61(answer):
@@ -250,7 +244,7 @@ def check_ex61(answer):
     print(f"Correct: grad_l2 of the linear field is {expected:.6f}, the same at any grid size.")
 
 
-check(check_ex61, answer_61, exercise="6.1")
+_ = check(check_ex61, answer_61, exercise="6.1")
 
 # %% [markdown]
 # ## The total loss, Eq. (23)
@@ -463,13 +457,9 @@ plt.show()
 # folded pixel at all? Put it in `answer_62` (one of `LAMBDAS`).
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex6_2"
 answer_62 = None   # one of LAMBDAS
-
-# %% tags=["solution"]
-answer_62 = min(lam for lam in LAMBDAS if results[lam]["folding"] == 0)
-print(f"The smallest lambda without folding: {answer_62:g}")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex6_2.py
 
 # %%
 def check_ex62(answer):
@@ -483,7 +473,7 @@ def check_ex62(answer):
           f"(error against the truth {results[answer]['epe']:.2f} px).")
 
 
-check(check_ex62, answer_62, exercise="6.2")
+_ = check(check_ex62, answer_62, exercise="6.2")
 
 # %% [markdown]
 # :::{admonition} Exercise 6.3 (experiment): ten steps without, and with, smoothness
@@ -517,22 +507,9 @@ def descend(lam, steps=STEPS_63, step_px=0.5):
     return field[0]
 
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex6_3"
 table_63 = {}   # {lam: (MSE, mean Dice, folding %)} for lam = 0.0 and 1.0
-
-# %% tags=["solution"]
-table_63 = {}
-for lam in (0.0, 1.0):
-    field = descend(lam)
-    table_63[lam] = (mse_numpy(fixed, warp(moving, field)),
-                     mean_dice(ds.labels[F], warp(ds.labels[M], field, "nearest")),
-                     100 * folding_fraction(field))
-print(f"[{PRESET}] {STEPS_63} steps from the zero field       MSE     mean Dice   folding %")
-print(f"  no registration                           {mse_numpy(fixed, moving):.5f}   "
-      f"{mean_dice(ds.labels[F], ds.labels[M]):.4f}")
-for lam, (m, d, fold) in table_63.items():
-    print(f"  lambda = {lam:g}                                {m:.5f}   {d:.4f}      {fold:.2f}")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex6_3.py
 
 # %%
 def check_ex63(table):
@@ -551,7 +528,7 @@ def check_ex63(table):
           f"higher Dice at lambda = {max(table, key=lambda k: table[k][1]):g}.")
 
 
-check(check_ex63, table_63, exercise="6.3")
+_ = check(check_ex63, table_63, exercise="6.3")
 
 # %% [markdown]
 # :::{admonition} Discussion

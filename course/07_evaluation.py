@@ -500,28 +500,12 @@ with open(os.path.join(OUTPUT_DIR, "claims.md"), "w") as handle:
 # gap between the methods in the table.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex7_1"
 def shift_scores(labels, shift):
     ...  # your code: (Dice per label, HD95 per label) of labels against the shifted labels
 
 
-# %% tags=["solution"]
-def shift_scores(labels, shift):
-    shifted = np.roll(labels, shift, axis=1)
-    return dice(labels, shifted), hd95(labels, shifted)
-
-
-fixed_labels = ds.labels[f_shown]
-present = [label for label in np.unique(fixed_labels) if label != 0]
-print(f"[{PRESET}] fixed labels of pair {SHOWN}, shifted along the columns")
-for shift in (1, 2):
-    d_shift, h_shift = shift_scores(fixed_labels, shift)
-    print(f"  shift {shift} px: " + ", ".join(f"{ds.label_names[lab]} Dice {d:.3f} HD95 {h:.1f}"
-                                            for lab, d, h in zip(present, d_shift, h_shift))
-          + f"; mean Dice {np.mean(d_shift):.3f}")
-gap = abs(ev.summary["LSTM-COR"]["dice_mean"] - ev.summary["VoxelMorph"]["dice_mean"])
-print(f"  mean Dice gap between LSTM-COR and VoxelMorph in the table: {gap:.4f}")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex7_1.py
 
 # %%
 def check_ex71(fn, labels):
@@ -542,7 +526,7 @@ def check_ex71(fn, labels):
           f"{1 - np.mean(fn(labels, 1)[0]):.3f} of mean Dice on this label map.")
 
 
-check(check_ex71, shift_scores, ds.labels[f_shown], exercise="7.1")
+_ = check(check_ex71, shift_scores, ds.labels[f_shown], exercise="7.1")
 
 # %% [markdown]
 # :::{admonition} Discussion

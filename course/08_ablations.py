@@ -145,30 +145,14 @@ print("  so 'all off' " + ("is VoxelMorph's architecture" if not only_mine and n
 m81, f81 = ds.splits["test"][0], ds.splits["test"][1]     # the first two test images
 pair_81 = [ds.images[m81][None, ..., None], ds.images[f81][None, ..., None]]
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex8_1"
 def switch_effect(switches):
     ...  # your code: {"removed": ..., "flow_full": ..., "flow_variant": ..., "full": ...}
 
 
-# %% tags=["solution"]
-def switch_effect(switches):
-    full_model = models[FULL]
-    variant = build_lstmcor(input_shape=ds.shape, **switches)
-    names = {layer.name for layer in full_model.layers}
-    for layer in variant.layers:
-        if layer.name in names and layer.weights:
-            layer.set_weights(full_model.get_layer(layer.name).get_weights())
-    flows = [np.asarray(model.predict_on_batch(pair_81)[1])[0] for model in (full_model, variant)]
-    return {"removed": full_model.count_params() - variant.count_params(),
-            "flow_full": flows[0], "flow_variant": flows[1], "full": full_model}
-
-
 effect_81 = switch_effect({"field_se": False})
-ratio = np.abs(effect_81["flow_full"]).mean(axis=(0, 1)) / np.abs(effect_81["flow_variant"]).mean(axis=(0, 1))
-print(f"[{PRESET}] shipped LSTM-COR weights shared by both, pair {m81} -> {f81}: switching the field SE off "
-      f"removes {effect_81['removed']} weights;")
-print(f"  mean |field| with / without the SE gate: rows {ratio[0]:.3f}, columns {ratio[1]:.3f}")
 
+# Stuck? Load the solution into a new cell with:  %load solutions/ex8_1.py
 
 # %%
 def check_ex81(effect):
@@ -188,7 +172,7 @@ def check_ex81(effect):
     print(f"Correct: with shared weights the full field is the variant's times the gates {np.round(gates, 3)}.")
 
 
-check(check_ex81, effect_81, exercise="8.1")
+_ = check(check_ex81, effect_81, exercise="8.1")
 
 # %% [markdown]
 # :::{admonition} Discussion

@@ -195,24 +195,13 @@ plt.show()
 # spatial transformer does), one channel at a time. Return the displacement `[H, W, 2]`.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex9_1"
 def scaling_and_squaring(velocity, steps=7):
     """Displacement of exp(velocity) [H, W, 2] by scaling and squaring, in NumPy."""
     return None   # your code here
 
 
-# %% tags=["solution"]
-def scaling_and_squaring(velocity, steps=7):
-    """Displacement of exp(velocity) [H, W, 2] by scaling and squaring, in NumPy."""
-    disp = np.asarray(velocity, dtype="float64") / 2.0**steps
-    rows, cols = np.mgrid[0:disp.shape[0], 0:disp.shape[1]].astype("float64")
-    for _ in range(steps):
-        points = [rows + disp[..., 0], cols + disp[..., 1]]
-        sampled = np.stack([ndimage.map_coordinates(disp[..., c], points, order=1, mode="nearest")
-                            for c in range(2)], axis=-1)
-        disp = disp + sampled      # d <- d + d o (id + d)
-    return disp.astype("float32")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex9_1.py
 
 # %%
 def smooth_velocity(amplitude, shape=None, sigma=10.0, seed=SEED):
@@ -245,7 +234,7 @@ def check_ex91(fn):
           f"(largest displacement {np.linalg.norm(expected, axis=-1).max():.2f} px).")
 
 
-check(check_ex91, scaling_and_squaring, exercise="9.1")
+_ = check(check_ex91, scaling_and_squaring, exercise="9.1")
 
 # %% [markdown]
 # What does the integration buy? Take a smooth velocity and use it twice: once directly as a
@@ -321,26 +310,12 @@ plt.show()
 # and 7 squarings on `smooth_velocity(12.0, sigma=4.0)`, the velocity of the figures above.
 # :::
 
-# %% tags=["exercise"]
+# %% tags=["exercise"] solution="ex9_2"
 def squaring_experiment(velocity, steps):
     ...  # your code: (folding in %, mean inverse-consistency error in px)
 
 
-# %% tags=["solution"]
-def squaring_experiment(velocity, steps):
-    d_plus = ops.convert_to_numpy(integrate(velocity[None], steps=steps))[0]
-    d_minus = ops.convert_to_numpy(integrate(-velocity[None], steps=steps))[0]
-    composed = d_plus + warp(d_minus, d_plus)
-    return 100 * folding_fraction(d_plus), float(np.linalg.norm(composed, axis=-1).mean())
-
-
-velocity_92 = smooth_velocity(12.0, sigma=4.0)
-print(f"[{PRESET}] velocity of largest length 12 px; inverse error = mean |d+ + d- o (id + d+)|")
-print("  squarings   folding %   inverse error (px)")
-for steps in (0, 1, 2, 4, 7):
-    fold, inverse_error = squaring_experiment(velocity_92, steps)
-    print(f"  {steps:9d}   {fold:9.3f}   {inverse_error:.4f}")
-
+# Stuck? Load the solution into a new cell with:  %load solutions/ex9_2.py
 
 # %%
 def check_ex92(fn):
@@ -373,7 +348,7 @@ def scaling_and_squaring_reference(velocity, steps):
     return disp
 
 
-check(check_ex92, squaring_experiment, exercise="9.2")
+_ = check(check_ex92, squaring_experiment, exercise="9.2")
 
 # %% [markdown]
 # :::{admonition} Discussion

@@ -1,7 +1,8 @@
 """The course's chapters follow the rules every chapter must keep (checked on the sources).
 
 Executing them is `make book PRESET=ci` (part of `make test`): papermill runs every chapter from
-a fresh kernel, solutions and their check cells included, and fails on any error.
+a fresh kernel, with the solutions of course/solutions/ put back after their exercises, and fails
+on any error (tests/test_student_edition.py runs one chapter as a student opens it).
 """
 import re
 from pathlib import Path
@@ -39,13 +40,16 @@ def test_chapter_structure(path):
         assert re.search(rf"^{name} = ", params[0].source, re.M), f"parameters cell lacks {name}"
     assert 'PRESET = "quick"' in params[0].source
 
-    # exercises: a statement, a folded solution, then a check that runs after it
+    # exercises: a statement, a starter naming its solution in course/solutions/ (none in the
+    # chapter: tests/test_student_edition.py), then a check through lstmcor.exercises.check
     assert ":class: exercise" in markdown
     tags = [c.metadata.get("tags", []) for c in cells]
-    solutions = [k for k, t in enumerate(tags) if "solution" in t]
-    assert solutions, "an exercise needs a solution cell tagged 'solution'"
-    later_code = "\n".join(c.source for c in cells[solutions[0] + 1:] if c.cell_type == "code")
-    assert re.search(r"check\w*\(", later_code), "a check cell after the solution"
+    assert not any("solution" in t for t in tags), "solutions live in course/solutions/, not in the chapter"
+    starters = [k for k, (c, t) in enumerate(zip(cells, tags)) if "exercise" in t and c.metadata.get("solution")]
+    assert starters, "an exercise needs a starter cell tagged 'exercise' with solution=\"exN_k\""
+    later_code = "\n".join(c.source for c in cells[starters[0] + 1:] if c.cell_type == "code")
+    assert re.search(r"check\(check_ex\w+, .*exercise=\"\d+\.\d+\"\)", later_code), "a check after the exercise"
+    assert not re.search(r"^check_ex\w*\(", later_code, re.M), "call checks through lstmcor.exercises.check"
 
     # every widget has a static twin right after it, for the book
     widgets = [k for k, t in enumerate(tags) if "widget" in t]

@@ -4,6 +4,7 @@ Each check and solution is taken from the chapter's source (jupytext), so the te
 code the book runs: the top-level imports and the named functions and classes, nothing else.
 """
 import ast
+import sys
 from pathlib import Path
 
 import jupytext
@@ -12,6 +13,8 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import course_solutions  # noqa: E402
 
 
 def chapter_defs(stem: str, *names: str, starters: bool = False) -> dict:
@@ -19,7 +22,9 @@ def chapter_defs(stem: str, *names: str, starters: bool = False) -> dict:
 
     With ``starters=True`` the exercise cells' definitions are taken instead of the solutions'.
     """
-    cells = jupytext.read(ROOT / "course" / f"{stem}.py", fmt="py:percent").cells
+    nb = jupytext.read(ROOT / "course" / f"{stem}.py", fmt="py:percent")
+    course_solutions.inject_solutions(nb, ROOT / "course" / "solutions", stem)  # as the book and CI run it
+    cells = nb.cells
     imports, defs = [], {}
     skipped = "solution" if starters else "exercise"
     for cell in cells:

@@ -12,6 +12,17 @@ written to ``<--out>/NN_*.ipynb`` (``book/course/`` by default, gitignored), whi
 renders without executing them again, together with ``<--out>/timings.json``; static figures
 in ``course/figures/`` are copied to ``<--out>/figures/``.
 
+The exercises' code solutions live in ``course/solutions/exN_k.py``, not in the chapters (a
+student who opens a chapter in JupyterLab finds none on the way; an exercise's starter cell says
+``%load solutions/exN_k.py``). By default each solution is put back, as a code cell tagged
+``solution`` (plus the starter's ``solution_tags``), right after the starter cell whose metadata
+names it (``solution="exN_k"``), and the kernels run with ``LSTMCOR_SOLUTIONS=1``, so that
+``lstmcor.exercises.check`` raises on a wrong solution and the run fails. With ``--student`` the
+chapters run as a student opens them: no solutions, no ``LSTMCOR_SOLUTIONS``, every open
+exercise prints ``Not yet (Exercise N.k): <hint>``. A missing solution file, an id used twice or
+not of the form ``exN_k``, or a cell tagged ``solution`` left inside a chapter (run
+``tools/split_solutions.py``) stops the run with the chapter and the id named.
+
 Before writing, the book's cell-tag conventions (book/AUTHORING.md) are applied:
 cells tagged ``solution`` get ``hide-cell`` (solutions are folded away in the book, one click
 shows them), cells tagged ``widget`` get ``remove-output`` (the book is static: the static
@@ -26,6 +37,7 @@ Examples::
 
     python tools/run_course.py --preset ci --out book/course
     python tools/run_course.py --preset quick --only 03 --only 04
+    python tools/run_course.py --preset ci --only 01 --student --out /tmp/student
     python tools/run_course.py --list
 """
 from __future__ import annotations
@@ -43,7 +55,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # lstmcor.settings from the checkout, installed or not
+from lstmcor.exercises import SOLUTIONS_ENV  # noqa: E402
 from lstmcor.settings import PRESET_NAMES as PRESETS  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from course_solutions import SolutionError, inject_solutions  # noqa: E402
+
 CHAPTER_RE = re.compile(r"^\d\d_[A-Za-z0-9_]+\.py$")
 HIDE_OR_REMOVE = ("hide-input", "hide-output", "hide-cell", "remove-input", "remove-output", "remove-cell")
 KERNEL_NAME = "python3"
@@ -158,6 +175,11 @@ def run_chapter(py: Path, out_dir: Path, args, log) -> dict:
     nb = jupytext.read(py)
     if not parameters_ok(nb):
         raise SystemExit(f"run_course: {py}: no cell tagged 'parameters' (see book/AUTHORING.md)")
+    if not args.student:
+        try:
+            inject_solutions(nb, args.solutions, stem, args.seen_solutions)
+        except SolutionError as exc:
+            raise SystemExit(f"run_course: {exc}") from None
     nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
     nb.metadata.setdefault("language_info", {"name": "python"})
 
@@ -222,12 +244,15 @@ def main(argv: list[str] | None = None) -> int:
         description=(
             "Execute the course chapters (course/NN_*.py, jupytext py:percent) once with papermill, "
             "each in a fresh kernel of this Python, and write the executed notebooks for the book. "
-            "Parameters injected: PRESET, DATA, SEED and OUTPUT_DIR=<runs>/<stem>."
+            "Parameters injected: PRESET, DATA, SEED and OUTPUT_DIR=<runs>/<stem>. "
+            "The exercises' solutions (course/solutions/exN_k.py) are put back after their exercises "
+            "and checks raise on a wrong one (LSTMCOR_SOLUTIONS=1), unless --student."
         ),
         epilog=(
             "examples:\n"
             "  python tools/run_course.py --preset ci --out book/course   # what `make book` runs\n"
             "  python tools/run_course.py --preset quick --only 03        # one chapter\n"
+            "  python tools/run_course.py --only 01 --student --out /tmp/s  # as a student opens it\n"
             "  python tools/run_course.py --list                          # list chapters\n"
             "exit status: 0 all chapters ran; 1 a chapter failed (its name, cell and error are\n"
             "printed; the partial notebook is kept as <out>/NN_*.failed.ipynb); 2 bad arguments."
@@ -237,8 +262,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", choices=PRESETS, default=os.environ.get("LSTMCOR_PRESET", "ci"),
                    help="training/data size preset passed as PRESET (default: $LSTMCOR_PRESET or 'ci'; "
                         "'ci' = seconds, 'quick' = minutes on a laptop CPU, 'paper' = GPU, hours)")
-    p.add_argument("--out", type=Path, default=ROOT / "book" / "course",
-                   help="folder for the executed notebooks and timings.json (default: book/course)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for the executed notebooks and timings.json "
+                        "(default: book/course; runs/course_student with --student)")
     p.add_argument("--course", type=Path, default=ROOT / "course",
                    help="folder holding the NN_*.py chapters (default: course)")
     p.add_argument("--only", action="append", metavar="CHAPTER",
@@ -250,12 +276,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", default="runs/course",
                    help="parent of each chapter's OUTPUT_DIR, relative to the repository root "
                         "(default: runs/course)")
+    p.add_argument("--student", action="store_true",
+                   help="run the chapters as a student opens them: without the solutions of "
+                        "course/solutions/ (open exercises print their hints) and without LSTMCOR_SOLUTIONS")
     p.add_argument("--keep-going", action="store_true", help="run the remaining chapters after a failure")
     p.add_argument("--list", action="store_true", help="list the chapters that would run and exit")
     p.add_argument("-v", "--verbose", action="store_true", help="stream the notebooks' outputs to the log")
     args = p.parse_args(argv)
 
     course = args.course if args.course.is_absolute() else (Path.cwd() / args.course)
+    if args.out is None:
+        args.out = ROOT / ("runs/course_student" if args.student else "book/course")
+    args.solutions = course / "solutions"
+    args.seen_solutions = {}
     out_dir = args.out if args.out.is_absolute() else (Path.cwd() / args.out)
     args.cwd = ROOT
     if not course.is_dir():
@@ -276,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.student:
+        os.environ.pop(SOLUTIONS_ENV, None)  # checks print their hints
+    else:
+        os.environ[SOLUTIONS_ENV] = "1"  # a wrong solution fails the run
 
     timings_path = out_dir / "timings.json"
     try:
@@ -285,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     record = timings.setdefault("chapters", {})
     timings.update({
         "preset": args.preset,
+        "student": args.student,
         "python": platform.python_version(),
         "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
         "machine": platform.machine(),
@@ -292,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
     })
 
-    print(f"run_course: {len(chapters)} chapter(s), preset={args.preset}, kernel={sys.executable}, "
+    mode = "student (no solutions)" if args.student else "with solutions"
+    print(f"run_course: {len(chapters)} chapter(s), {mode}, preset={args.preset}, kernel={sys.executable}, "
           f"out={out_dir}", flush=True)
     failures = []
     t_all = time.perf_counter()

@@ -4,7 +4,8 @@ The book renders the executed notebooks in ``book/course/`` (``execute_notebooks
 ``make book`` fills that folder with ``tools/run_course.py`` first. When the book is built
 directly, this extension does it: before the table of contents is read, every chapter
 ``course/NN_*.py`` whose executed notebook ``book/course/NN_*.ipynb`` is missing or older than
-the source is executed with the runner, preset ``$LSTMCOR_PRESET`` (default ``ci``).
+the source (or one of its solutions in ``course/solutions/``) is executed with the runner,
+preset ``$LSTMCOR_PRESET`` (default ``ci``).
 ``LSTMCOR_SKIP_RUN=1`` turns this off (the build then renders whatever is there).
 
 It also keeps the built site offline:
@@ -38,11 +39,15 @@ LOG = logging.getLogger(__name__)
 
 
 def stale_chapters(root: Path) -> list[str]:
+    """Chapters whose executed notebook is missing or older than the chapter or its solutions."""
     course, executed = root / "course", root / "book" / "course"
     stale = []
     for py in sorted(course.glob("[0-9][0-9]_*.py")):
         nb = executed / f"{py.stem}.ipynb"
-        if not nb.exists() or nb.stat().st_mtime < py.stat().st_mtime:
+        sources = [py] + [course / "solutions" / f"{sid}.py"
+                          for sid in re.findall(r'solution="(ex\d+_\d+)"', py.read_text())]
+        newest = max(s.stat().st_mtime for s in sources if s.exists())
+        if not nb.exists() or nb.stat().st_mtime < newest:
             stale.append(py.stem)
     return stale
 
