@@ -5,6 +5,7 @@ import sys
 import nibabel as nib
 import numpy as np
 import pytest
+from cli_helpers import fails
 
 from lstmcor.cli import main
 from lstmcor.data import load_default
@@ -85,46 +86,37 @@ def test_train_and_evaluate_on_default_data(tmp_path, capsys):
     assert (tmp_path / "ev" / "summary.json").exists()
 
 
-def _fails(argv, capsys, pattern):
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1, err
-    assert pattern in err, err
-
-
 def test_clean_failures(tmp_path, weights, nifti_pair, capsys):
     folder, affine, _ = nifti_pair
     moving, fixed = str(folder / "moving.nii.gz"), str(folder / "fixed.nii.gz")
     out = str(tmp_path / "o.nii.gz")
-    _fails(["register", str(tmp_path / "nope.nii.gz"), fixed, "--weights", str(weights), "-o", out], capsys,
+    fails(["register", str(tmp_path / "nope.nii.gz"), fixed, "--weights", str(weights), "-o", out], capsys,
            "does not exist")
     (tmp_path / "text.nii.gz").write_text("hello")
-    _fails(["register", str(tmp_path / "text.nii.gz"), fixed, "--weights", str(weights), "-o", out], capsys,
+    fails(["register", str(tmp_path / "text.nii.gz"), fixed, "--weights", str(weights), "-o", out], capsys,
            "cannot read")
     nib.save(nib.Nifti1Image(np.random.default_rng(0).random((64, 64)).astype(np.float32), affine),
              tmp_path / "small.nii.gz")
-    _fails(["register", str(tmp_path / "small.nii.gz"), fixed, "--weights", str(weights), "-o", out], capsys,
+    fails(["register", str(tmp_path / "small.nii.gz"), fixed, "--weights", str(weights), "-o", out], capsys,
            "resample them to one grid")
     nan = np.ones((160, 192), np.float32)
     nan[5, 5] = np.nan
     nib.save(nib.Nifti1Image(nan, affine), tmp_path / "nan.nii.gz")
-    _fails(["register", str(tmp_path / "nan.nii.gz"), fixed, "--weights", str(weights), "-o", out], capsys, "NaN")
+    fails(["register", str(tmp_path / "nan.nii.gz"), fixed, "--weights", str(weights), "-o", out], capsys, "NaN")
     (tmp_path / "bad.keras").write_bytes(b"PK\x03\x04garbage")
-    _fails(["register", moving, fixed, "--weights", str(tmp_path / "bad.keras"), "-o", out], capsys,
+    fails(["register", moving, fixed, "--weights", str(tmp_path / "bad.keras"), "-o", out], capsys,
            "not a model saved by lstmcor")
-    _fails(["register", moving, fixed, "--weights", str(weights), "-o", str(tmp_path / "o.png")], capsys,
+    fails(["register", moving, fixed, "--weights", str(weights), "-o", str(tmp_path / "o.png")], capsys,
            "must end in .nii")
     nib.save(nib.Nifti1Image(np.zeros((160, 192), np.float32), affine), tmp_path / "flat.nii.gz")
-    _fails(["register", str(tmp_path / "flat.nii.gz"), fixed, "--weights", str(weights), "-o", out], capsys,
+    fails(["register", str(tmp_path / "flat.nii.gz"), fixed, "--weights", str(weights), "-o", out], capsys,
            "flat.nii.gz': image is constant")
     vol = np.zeros((160, 192, 5), np.float32)
     nib.save(nib.Nifti1Image(vol, affine), tmp_path / "vol.nii.gz")
-    _fails(["register", str(tmp_path / "vol.nii.gz"), fixed, "--weights", str(weights), "-o", out], capsys,
+    fails(["register", str(tmp_path / "vol.nii.gz"), fixed, "--weights", str(weights), "-o", out], capsys,
            "3D volume")
-    _fails(["train", "--model", "voxelmorph", "--no-funnel", "--out", str(tmp_path / "r")], capsys,
+    fails(["train", "--model", "voxelmorph", "--no-funnel", "--out", str(tmp_path / "r")], capsys,
            "apply to --model lstmcor only")
-    _fails(["evaluate", "--weights", str(tmp_path / "missing.keras")], capsys, "no weights")
-    _fails(["train", "--preset", "ci", "--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "r2")], capsys,
+    fails(["evaluate", "--weights", str(tmp_path / "missing.keras")], capsys, "no weights")
+    fails(["train", "--preset", "ci", "--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "r2")], capsys,
            "does not exist")

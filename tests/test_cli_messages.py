@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import PYTHON_NAMES, fails
 
 from lstmcor import cli
 from lstmcor.cli import cli_words, main
@@ -19,9 +20,6 @@ from lstmcor.evaluation import evaluate
 from lstmcor.models import build_voxelmorph
 
 ROOT = Path(__file__).parents[1]
-# Python argument names the command line does not have: none may reach a user of the CLI
-PYTHON_NAMES = re.compile(r"skip_bad|slice_index|split_fractions|n_pairs|layout=|steps_per_epoch|batch_size|\baxis="
-                          r"|allow_pickle")
 # absl / TensorFlow C++ log lines
 CHATTER = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|cpu_feature_guard|oneDNN|rebuild TensorFlow", re.M)
 
@@ -59,24 +57,12 @@ def files(tmp_path_factory):
     return {"root": root, "weights": str(weights), "good": str(good), "bad": str(bad)}
 
 
-def _fails(argv, capsys, *patterns):
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1, err
-    for pattern in patterns:
-        assert pattern in err, err
-    assert not PYTHON_NAMES.search(err), err
-    return err
-
-
 # 1. flags, not Python arguments -----------------------------------------------------------------------
 
 def test_a_bad_file_points_at_skip_bad(files, tmp_path, capsys):
     for argv in (["evaluate", "--weights", files["weights"], "--out", str(tmp_path / "ev")],
                  ["train", "--model", "voxelmorph", "--preset", "ci", "--out", str(tmp_path / "run")]):
-        _fails(argv + ["--data", files["bad"]], capsys, "zz_corrupt.npy", "or pass --skip-bad to leave it out",
+        fails(argv + ["--data", files["bad"]], capsys, "zz_corrupt.npy", "or pass --skip-bad to leave it out",
                "not a plain NumPy array file")
 
 
@@ -107,10 +93,10 @@ def test_register_names_slice_and_axis(files, tmp_path, capsys):
     root, weights, out = files["root"], files["weights"], str(tmp_path / "o.nii.gz")
     vol, two_d, fixed = str(root / "vol.npy"), str(root / "a.npy"), str(root / "b.npy")
     base = ["--weights", weights, "-o", out]
-    _fails(["register", vol, vol] + base, capsys, "3D volume", "pass --slice <int> and --axis <0, 1 or 2>")
-    _fails(["register", vol, vol, "--slice", "9"] + base, capsys, "--slice 9 is outside", "in 0..4")
-    _fails(["register", vol, vol, "--slice", "1", "--axis", "5"] + base, capsys, "--axis 5 is not an axis")
-    _fails(["register", two_d, fixed, "--slice", "3"] + base, capsys, "--slice 3 was given",
+    fails(["register", vol, vol] + base, capsys, "3D volume", "pass --slice <int> and --axis <0, 1 or 2>")
+    fails(["register", vol, vol, "--slice", "9"] + base, capsys, "--slice 9 is outside", "in 0..4")
+    fails(["register", vol, vol, "--slice", "1", "--axis", "5"] + base, capsys, "--axis 5 is not an axis")
+    fails(["register", two_d, fixed, "--slice", "3"] + base, capsys, "--slice 3 was given",
            "leave out --slice for 2D files")
 
 
@@ -119,15 +105,15 @@ def test_train_and_evaluate_on_volumes_ask_for_2d_files(files, tmp_path, capsys)
     folder.mkdir()
     for k in range(4):
         np.save(folder / f"v{k}.npy", np.random.default_rng(k).random((32, 32, 3)).astype(np.float32))
-    _fails(["evaluate", "--weights", files["weights"], "--data", str(folder), "--out", str(tmp_path / "ev")], capsys,
+    fails(["evaluate", "--weights", files["weights"], "--data", str(folder), "--out", str(tmp_path / "ev")], capsys,
            "3D volume", "save one 2D slice per file")
-    _fails(["train", "--preset", "ci", "--data", str(folder), "--out", str(tmp_path / "r")], capsys,
+    fails(["train", "--preset", "ci", "--data", str(folder), "--out", str(tmp_path / "r")], capsys,
            "save one 2D slice per file")
 
 
 def test_too_few_subjects_name_the_fixed_split(files, tmp_path, capsys):
     small = _folder(tmp_path / "small", 3)
-    err = _fails(["evaluate", "--weights", files["weights"], "--data", str(small), "--out", str(tmp_path / "ev")],
+    err = fails(["evaluate", "--weights", files["weights"], "--data", str(small), "--out", str(tmp_path / "ev")],
                  capsys, "fewer than two subjects", "the command line splits the subjects 70/15/15")
     assert "split_fractions" not in err
     # the fractions quoted are load_dataset's own
@@ -140,12 +126,12 @@ def test_mixed_folder_and_numbers(files, tmp_path, capsys):
 
     mixed = _folder(tmp_path / "mixed", 4)
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(mixed / "x.png")
-    _fails(["evaluate", "--weights", files["weights"], "--data", str(mixed), "--out", str(tmp_path / "ev")], capsys,
+    fails(["evaluate", "--weights", files["weights"], "--data", str(mixed), "--out", str(tmp_path / "ev")], capsys,
            "mixes file types", "keep one type per folder")
-    _fails(["evaluate", "--weights", files["weights"], "--data", files["good"], "--pairs", "-3",
+    fails(["evaluate", "--weights", files["weights"], "--data", files["good"], "--pairs", "-3",
             "--out", str(tmp_path / "ev")], capsys, "--pairs must be >= 0")
     for flag in ("--epochs", "--steps-per-epoch", "--batch-size"):
-        _fails(["train", "--preset", "ci", flag, "0", "--out", str(tmp_path / "r")], capsys, f"{flag} must be >= 1")
+        fails(["train", "--preset", "ci", flag, "0", "--out", str(tmp_path / "r")], capsys, f"{flag} must be >= 1")
 
 
 def test_cli_words():
@@ -212,16 +198,20 @@ def _run(args, tmp_path, **env_extra):
 
 
 def test_register_and_evaluate_print_no_backend_chatter(files, tmp_path):
+    # one fresh process (one backend start, where the start-up chatter comes): register, then evaluate
     root = files["root"]
-    reg = _run(["-m", "lstmcor", "register", str(root / "a.npy"), str(root / "b.npy"), "--weights",
-                files["weights"], "-o", str(tmp_path / "moved.nii.gz")], tmp_path)
-    assert reg.returncode == 0, reg.stderr
-    assert "moved image:" in reg.stdout
-    assert not CHATTER.search(reg.stderr), reg.stderr
-    ev = _run(["-m", "lstmcor", "evaluate", "--weights", files["weights"], "--data", files["good"], "--pairs", "2",
-               "--out", str(tmp_path / "ev")], tmp_path)
-    assert ev.returncode == 0, ev.stderr
-    assert not CHATTER.search(ev.stderr), ev.stderr
+    register = ["register", str(root / "a.npy"), str(root / "b.npy"), "--weights", files["weights"], "-o",
+                str(tmp_path / "moved.nii.gz")]
+    evaluate = ["evaluate", "--weights", files["weights"], "--data", files["good"], "--pairs", "2", "--out",
+                str(tmp_path / "ev")]
+    code = (f"import sys\nfrom lstmcor.cli import main\nfor argv in ({register!r}, {evaluate!r}):\n"
+            "    code = main(argv)\n    print(argv[0], 'exit', code, flush=True)\n    sys.stderr.flush()\n")
+    both = _run(["-c", code], tmp_path)
+    assert both.returncode == 0, both.stderr
+    assert "moved image:" in both.stdout and "register exit 0" in both.stdout, both.stdout + both.stderr
+    assert "evaluate exit 0" in both.stdout, both.stdout + both.stderr
+    assert (tmp_path / "ev" / "summary.json").is_file()
+    assert not CHATTER.search(both.stderr), both.stderr
 
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="oneDNN's notice: x86 TensorFlow builds")

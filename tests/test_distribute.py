@@ -1,7 +1,7 @@
 """Data-parallel training: a run on 2 (logical CPU) devices ends where a 1-device run ends.
 
 JAX is made to show two CPU devices with ``XLA_FLAGS=--xla_force_host_platform_device_count=2``;
-each run is a fresh subprocess (the device count and the distribution are fixed per process).
+the device count is fixed per process, so the runs share one fresh subprocess.
 """
 from __future__ import annotations
 
@@ -43,32 +43,44 @@ def test_other_backends_say_what_to_use():
         setup(2, batch_size=8)
 
 
-def _train(tmp_path: Path, devices: int, batch: int = 4) -> dict:
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict:
+    """One fresh process (JAX showing two CPU devices) trains the same run on 1 device, then on 2, then
+    tries a batch of 3 on 2; returns the histories, the weights' files, the device count the 2-device
+    weights live on, and the refusal's message. Each run sets its distribution in its own scope."""
+    tmp_path = tmp_path_factory.mktemp("distribute")
     code = textwrap.dedent(f"""
         import json, numpy as np
-        from lstmcor.data import load_default, pad_or_crop
+        from lstmcor.data import load_default
         from lstmcor.data.dataset import RegistrationSet
         from lstmcor.training import train
         full = load_default()
-        small = RegistrationSet(pad_or_crop(full.images[:, 16:144, 32:160], target_shape=(64, 64)), None,
-                                full.subjects, full.splits, [], "small")
-        result = train("voxelmorph", "ci", small, {str(tmp_path / f"run{devices}")!r}, epochs=2, steps_per_epoch=2,
-                       batch_size={batch}, learning_rate=1e-3, devices={devices}, verbose=0)
-        np.savez({str(tmp_path / f"w{devices}.npz")!r}, *result.model.get_weights())
-        print(json.dumps(result.history))
+        small = RegistrationSet(np.ascontiguousarray(full.images[:, ::5, ::6]), None, full.subjects, full.splits,
+                                [], "small")
+        report = {{}}
+        for devices in (1, 2):
+            result = train("voxelmorph", "ci", small, {str(tmp_path)!r} + f"/run{{devices}}", epochs=2,
+                           steps_per_epoch=2, batch_size=4, learning_rate=1e-3, devices=devices, verbose=0)
+            np.savez({str(tmp_path)!r} + f"/w{{devices}}.npz", *result.model.get_weights())
+            report[devices] = result.history
+            report[f"placed{{devices}}"] = len(result.model.trainable_weights[0].value.sharding.device_set)
+        try:
+            train("voxelmorph", "ci", small, {str(tmp_path)!r} + "/odd", batch_size=3, devices=2, verbose=0)
+        except ValueError as error:
+            report["odd"] = str(error)
+        print(json.dumps(report))
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "jax",
            "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
-    return {"code": done.returncode, "out": done.stdout, "err": done.stderr}
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {"folder": tmp_path, **json.loads(done.stdout.strip().splitlines()[-1])}
 
 
 @pytest.mark.slow
-def test_two_devices_end_where_one_device_ends(tmp_path):
-    one, two = _train(tmp_path, 1), _train(tmp_path, 2)
-    assert one["code"] == 0, one["err"][-2000:]
-    assert two["code"] == 0, two["err"][-2000:]
-    h1, h2 = json.loads(one["out"].strip().splitlines()[-1]), json.loads(two["out"].strip().splitlines()[-1])
+def test_two_devices_end_where_one_device_ends(runs):
+    tmp_path, h1, h2 = runs["folder"], runs["1"], runs["2"]
+    assert (runs["placed1"], runs["placed2"]) == (1, 2)  # the second run was spread, the first was not
     # Same global batch, gradients averaged over the two halves: the same step up to the order of
     # floating-point sums (measured on LSTM-COR: losses equal to 7 digits, weights within 6e-7).
     np.testing.assert_allclose(h2["loss"], h1["loss"], rtol=1e-5)
@@ -82,6 +94,6 @@ def test_two_devices_end_where_one_device_ends(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_batch_that_does_not_divide_is_refused(tmp_path):
-    odd = _train(tmp_path, 2, batch=3)
-    assert odd["code"] != 0 and "does not divide evenly across 2 devices" in odd["err"]
+def test_a_batch_that_does_not_divide_is_refused(runs):
+    assert "does not divide evenly across 2 devices" in runs.get("odd", "no error")
+    assert not (runs["folder"] / "odd").exists()

@@ -215,21 +215,18 @@ def test_python_register_keeps_label_ids(models):
     assert set(np.unique(moved)) == {0, *BIG_IDS}
 
 
-def _cli(*argv):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "lstmcor", "register", *map(str, argv)], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_cli_keeps_label_ids(pair, weights):
+    # the command line in a fresh process (both registrations in one, each through lstmcor.cli.main)
     folder, f = pair
     labels = _labels()
+    runs = {name: ["register", f["moving"], f["fixed"], "--weights", str(weights[name]), "-o",
+                   str(folder / name / "moved.nii.gz"), "--moving-labels", f["labels"]] for name in ("zero", "shift")}
+    code = f"import sys\nfrom lstmcor.cli import main\nsys.exit(max(main(argv) for argv in {list(runs.values())!r}))"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
     for name, expected in (("zero", labels), ("shift", _shifted(labels))):
-        out = folder / name
-        done = _cli(f["moving"], f["fixed"], "--weights", weights[name], "-o", out / "moved.nii.gz",
-                    "--moving-labels", f["labels"])
-        assert done.returncode == 0, done.stderr
-        written = nib.load(out / "moved_labels.nii.gz")
+        written = nib.load(folder / name / "moved_labels.nii.gz")
         assert written.get_data_dtype() == np.int32
         np.testing.assert_array_equal(np.asarray(written.dataobj), expected)
 

@@ -2,7 +2,8 @@
 settings, checkpoint and state are committed as one step, SIGTERM stops like Ctrl-C, and damaged
 run files give one line.
 
-Most tests train VoxelMorph on a tiny 32 x 32 copy of the embedded images (subsampled) for speed.
+Most tests train VoxelMorph on a tiny 32 x 32 copy of the embedded images (subsampled) for speed:
+``tiny`` and ``tiny_folder`` of tests/conftest.py.
 """
 import json
 import os
@@ -15,31 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import fails
 
 import lstmcor.training as training
 from lstmcor.cli import main
-from lstmcor.data import RegistrationSet, load_default
 from lstmcor.training import default_run_folder, read_log, train
 
 ROOT = Path(__file__).parents[1]
 SMALL = dict(steps_per_epoch=2, batch_size=2, validation_steps=1, verbose=0)  # the ci preset's sizes
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    ds = load_default()
-    return RegistrationSet(images=np.ascontiguousarray(ds.images[:, ::5, ::6]), labels=None, subjects=ds.subjects,
-                           splits=ds.splits, label_names=ds.label_names, name="tiny")
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    """A data folder of 20 tiny .npy images (14 train, 3 val, 3 test subjects), for the command line."""
-    folder = tmp_path_factory.mktemp("tiny_data")
-    images = load_default().images
-    for k in range(20):
-        np.save(folder / f"s{k:02d}.npy", images[k, ::5, ::6])
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -61,18 +45,6 @@ def _copy(run, tmp_path, name="run"):
     return Path(shutil.copytree(run, tmp_path / name))
 
 
-def _fails(argv, capsys, *patterns):
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1, err
-    assert err.startswith("lstmcor train: error: "), err
-    for pattern in patterns:
-        assert pattern in err, err
-    return err
-
-
 def _same_weights(a, b):
     return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))
 
@@ -85,7 +57,7 @@ def test_a_run_folder_is_refused_unless_resume_or_overwrite(tmp_path, tiny, one_
     before = {name: (run / name).read_bytes() for name in training.RUN_FILES}
     with pytest.raises(FileExistsError, match="holds a run .*--resume.*--overwrite"):
         train("voxelmorph", "ci", tiny, run, **SMALL)
-    _fails(["train", "--model", "voxelmorph", "--preset", "ci", "--out", str(run)], capsys,
+    fails(["train", "--model", "voxelmorph", "--preset", "ci", "--out", str(run)], capsys,
            f"'{run}' holds a run (checkpoint.keras, state.json, log.csv, model.keras)", "--resume", "--overwrite")
     assert {name: (run / name).read_bytes() for name in training.RUN_FILES} == before  # nothing touched
     for name in training.RUN_FILES:  # any one file of a run is enough
@@ -126,7 +98,7 @@ def test_the_default_run_folder_is_new_each_time(tmp_path, monkeypatch, capsys):
     assert main(["train", "--no-funnel"]) == 0
     assert seen == [(Path("runs/voxelmorph-ci-20261201-120000-2"), None),
                     (Path("runs/lstmcor-quick-20261201-120000"), {"funnel": False})]
-    _fails(["train", "--resume"], capsys, "--resume needs --out")
+    fails(["train", "--resume"], capsys, "--resume needs --out")
 
 
 # --- 2 and 4. resume is exact, with the run's settings ---------------------------------------------
@@ -168,10 +140,10 @@ def test_resume_with_other_settings_is_refused(tmp_path, tiny, one_epoch, tiny_f
         train(out=run, resume=True, epochs=0, verbose=0)
 
     # the command line: left-out settings are the run's; given ones that differ are named
-    _fails(["train", "--out", str(run), "--resume", "--lr", "0.0001", "--seed", "3"], capsys,
+    fails(["train", "--out", str(run), "--resume", "--lr", "0.0001", "--seed", "3"], capsys,
            "seed 0 -> 3", "learning_rate (--lr) 0.001 -> 0.0001", str(run))
-    _fails(["train", "--out", str(run), "--resume", "--no-funnel"], capsys, "model_options['funnel']")
-    _fails(["train", "--out", str(run), "--resume", "--data", "default"], capsys, "-> 'default'")
+    fails(["train", "--out", str(run), "--resume", "--no-funnel"], capsys, "model_options['funnel']")
+    fails(["train", "--out", str(run), "--resume", "--data", "default"], capsys, "-> 'default'")
     assert main(["train", "--out", str(run), "--resume"]) == 0, capsys.readouterr().err  # all from state.json
     assert "trained 1 epochs" in capsys.readouterr().out  # (training further: see the SIGTERM test)
 
@@ -214,7 +186,7 @@ def test_a_crash_in_the_commit_loses_nothing(tmp_path, one_epoch, whole, monkeyp
 
     # the same crash with the pending state lost: the mismatch is found before Keras reads the file
     (pending / "state.tmp.json").unlink()
-    _fails(["train", "--out", str(pending), "--resume"], capsys, str(pending / "checkpoint.keras"),
+    fails(["train", "--out", str(pending), "--resume"], capsys, str(pending / "checkpoint.keras"),
            "state.json recorded")
 
     # crash before the commit point (the state of epoch 2 is written, its checkpoint is not in place):
@@ -245,25 +217,25 @@ def test_damaged_run_files_give_one_line(tmp_path, one_epoch, capsys):
     for k in range(size // 2, size // 2 + 16):
         data[k] ^= 0xFF
     (flipped / "checkpoint.keras").write_bytes(bytes(data))
-    _fails(resume(flipped), capsys, f"'{flipped / 'checkpoint.keras'}' is damaged", "--overwrite")
+    fails(resume(flipped), capsys, f"'{flipped / 'checkpoint.keras'}' is damaged", "--overwrite")
 
     truncated = _copy(one_epoch, tmp_path, "truncated")
     (truncated / "checkpoint.keras").write_bytes((one_epoch / "checkpoint.keras").read_bytes()[: size // 2])
-    _fails(resume(truncated), capsys, f"'{truncated / 'checkpoint.keras'}' is damaged or truncated")
+    fails(resume(truncated), capsys, f"'{truncated / 'checkpoint.keras'}' is damaged or truncated")
 
     broken = _copy(one_epoch, tmp_path, "broken")
     (broken / "state.json").write_text('{"epochs_done": 1, "model": ')
-    _fails(resume(broken), capsys, f"'{broken / 'state.json'}' is not valid JSON")
+    fails(resume(broken), capsys, f"'{broken / 'state.json'}' is not valid JSON")
 
     binary = _copy(one_epoch, tmp_path, "binary")
     (binary / "state.json").write_bytes(b"\xff\xfe\x00garbage")
-    _fails(resume(binary), capsys, f"'{binary / 'state.json'}'")
+    fails(resume(binary), capsys, f"'{binary / 'state.json'}'")
 
     lacking = _copy(one_epoch, tmp_path, "lacking")
     state = json.loads((lacking / "state.json").read_text())
     del state["epochs_done"], state["seed"]
     (lacking / "state.json").write_text(json.dumps(state))
-    _fails(resume(lacking), capsys, f"'{lacking / 'state.json'}' lacks epochs_done, seed")
+    fails(resume(lacking), capsys, f"'{lacking / 'state.json'}' lacks epochs_done, seed")
 
     # a checkpoint damaged where no digest was recorded (a run of an older lstmcor): Keras's error, in one line
     legacy = _copy(one_epoch, tmp_path, "legacy")
@@ -271,9 +243,9 @@ def test_damaged_run_files_give_one_line(tmp_path, one_epoch, capsys):
     del state["checkpoint"]
     (legacy / "state.json").write_text(json.dumps(state))
     (legacy / "checkpoint.keras").write_bytes((one_epoch / "checkpoint.keras").read_bytes()[: size // 2])
-    _fails(resume(legacy), capsys, f"'{legacy / 'checkpoint.keras'}' cannot be loaded")
+    fails(resume(legacy), capsys, f"'{legacy / 'checkpoint.keras'}' cannot be loaded")
 
-    _fails(resume(tmp_path / "nothing"), capsys, "cannot resume: no checkpoint.keras and state.json")
+    fails(resume(tmp_path / "nothing"), capsys, "cannot resume: no checkpoint.keras and state.json")
 
 
 # --- 5. SIGTERM stops training as Ctrl-C does --------------------------------------------------------

@@ -40,12 +40,12 @@ def test_paired_tests_by_hand():
 
 
 @pytest.mark.slow
-def test_a_tiny_sweep_end_to_end_and_resumes(tmp_path):
-    result = sweep(["voxelmorph"], [0, 1], preset="ci", out=tmp_path, n_pairs=4, progress=False)
+def test_a_tiny_sweep_end_to_end_and_resumes(tmp_path, tiny):
+    result = sweep(["voxelmorph"], [0, 1], preset="ci", data=tiny, out=tmp_path, n_pairs=4, progress=False)
     assert [(r["variant"], r["seed"]) for r in result.runs] == [("voxelmorph", 0), ("voxelmorph", 1)]
     assert (tmp_path / "table.md").read_text().startswith("| variant |")
     assert all(0.0 < r["dice"] <= 1.0 for r in result.runs)
     stamp = (tmp_path / "voxelmorph-s0" / "model.keras").stat().st_mtime_ns
-    again = sweep(["voxelmorph"], [0, 1], preset="ci", out=tmp_path, n_pairs=4, progress=False)
+    again = sweep(["voxelmorph"], [0, 1], preset="ci", data=tiny, out=tmp_path, n_pairs=4, progress=False)
     assert (tmp_path / "voxelmorph-s0" / "model.keras").stat().st_mtime_ns == stamp  # complete runs are kept
     assert [r["dice"] for r in again.runs] == [r["dice"] for r in result.runs]

@@ -1,9 +1,6 @@
 """``lstmcor sweep``: its help, its one-line errors, what it hands to :func:`lstmcor.sweep.sweep`, one tiny sweep."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,8 +8,6 @@ import pytest
 import lstmcor.sweep
 from lstmcor.cli import main
 from lstmcor.sweep import SweepResult
-
-ROOT = Path(__file__).parents[1]
 
 
 def test_help_explains_and_shows_examples(capsys):
@@ -87,14 +82,15 @@ def test_sweep_model_options_go_to_every_variant(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_tiny_sweep_from_the_command_line(tmp_path):
+def test_a_tiny_sweep_from_the_command_line(tmp_path, tiny_folder, capsys):
+    # in this process, on 32 x 32 images, one seed: the sweep itself (seeds, resuming) is tests/test_sweep.py's
     out = tmp_path / "X"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "lstmcor", "sweep", "--models", "voxelmorph", "--seeds", "0", "1",
-                           "--preset", "ci", "--pairs", "2", "--out", str(out)],
-                          capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env)
-    assert done.returncode == 0, done.stderr
+    assert main(["sweep", "--models", "voxelmorph", "--seeds", "3", "--preset", "ci", "--data", str(tiny_folder),
+                 "--pairs", "2", "--out", str(out)]) == 0, capsys.readouterr().err
     assert (out / "table.md").is_file() and (out / "tests.md").is_file() and (out / "runs.csv").is_file()
-    assert (out / "table.md").read_text().count("| voxelmorph | 2 |") == 1
+    assert (out / "voxelmorph-s3" / "model.keras").is_file()
+    assert (out / "table.md").read_text().count("| voxelmorph | 1 |") == 1
     assert len((out / "tests.md").read_text().strip().splitlines()) == 2  # one variant: the header alone
-    assert f"results written to {out}" in done.stdout
+    printed = capsys.readouterr().out
+    assert (out / "table.md").read_text().strip() in printed
+    assert f"results written to {out}" in printed

@@ -1,11 +1,15 @@
-"""Training: the ci preset learns, a resumed run equals an uninterrupted one, NaN stops cleanly."""
+"""Training: the ci preset learns, a resumed run equals an uninterrupted one, NaN stops cleanly.
+
+On the embedded set at 32 x 32 (``tiny``, tests/conftest.py): what is checked holds at any size.
+"""
+import copy
 import json
 
 import keras
 import numpy as np
 import pytest
 
-from lstmcor.data import PairDataset, load_default
+from lstmcor.data import PairDataset
 from lstmcor.losses import mse
 from lstmcor.training import PRESETS, read_log, resolve_settings, train
 
@@ -13,8 +17,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def dataset():
-    return load_default()
+def dataset(tiny):
+    return tiny
 
 
 def _val_mse(model, dataset):
@@ -53,7 +57,7 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, dataset):
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path, dataset):
-    bad = load_default()
+    bad = copy.copy(dataset)
     bad.images = bad.images.copy()
     bad.images[bad.splits["train"]] = np.nan  # every training pair gives a NaN loss
     with pytest.raises(FloatingPointError, match="NaN or infinite at epoch 1, batch 1"):
