@@ -4,17 +4,11 @@ Each check and solution is taken from the chapter's source (jupytext), so the te
 code the book runs: the top-level imports and the named functions and classes, nothing else.
 """
 import ast
-import sys
-from pathlib import Path
 
-import jupytext
 import keras
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-import course_solutions  # noqa: E402
+from chapters import cells_with_solutions
 
 
 def chapter_defs(stem: str, *names: str, starters: bool = False) -> dict:
@@ -22,9 +16,7 @@ def chapter_defs(stem: str, *names: str, starters: bool = False) -> dict:
 
     With ``starters=True`` the exercise cells' definitions are taken instead of the solutions'.
     """
-    nb = jupytext.read(ROOT / "course" / f"{stem}.py", fmt="py:percent")
-    course_solutions.inject_solutions(nb, ROOT / "course" / "solutions", stem)  # as the book and CI run it
-    cells = nb.cells
+    cells = cells_with_solutions(stem)  # as the book and CI run it
     imports, defs = [], {}
     skipped = "solution" if starters else "exercise"
     for cell in cells:

@@ -10,12 +10,10 @@ import ast
 import types
 from pathlib import Path
 
-import sys
-
-import jupytext
 import keras
 import numpy as np
 import pytest
+from chapters import cells_with_solutions
 from keras import ops
 from scipy import ndimage
 from scipy.ndimage import map_coordinates
@@ -26,16 +24,12 @@ from lstmcor.models import build_lstmcor
 from lstmcor.transform import integrate, warp
 
 COURSE = Path(__file__).resolve().parent.parent / "course"
-sys.path.insert(0, str(COURSE.parent / "tools"))
-import course_solutions  # noqa: E402
 
 
 def _chapter(prefix: str) -> list:
     """The chapter's cells with its solutions put back, as the book and CI run it."""
     (path,) = COURSE.glob(f"{prefix}_*.py")
-    nb = jupytext.read(path, fmt="py:percent")
-    course_solutions.inject_solutions(nb, COURSE / "solutions", path.stem)
-    return nb.cells
+    return cells_with_solutions(path.stem)
 
 
 def _cell(prefix: str, text: str, tag: str | None = None) -> str:
