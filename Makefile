@@ -9,6 +9,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PRESET ?= quick
 CELL_TIMEOUT ?= 1800
+# chapters executed at a time (make book: 1, so that each chapter's time is its own; make test: 2)
+JOBS ?= 1
 
 .PHONY: help install lint test test-unit test-jax test-torch course book book-check benchmark clean
 
@@ -34,11 +36,12 @@ install: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# two workers, a test file each (pytest-xdist): CI has 2 cores and much of a test is Python, not maths
 test-unit: $(STAMP) lint
-	$(BIN)/python -m pytest -m "not browser" --durations=25 tests
+	$(BIN)/python -m pytest -m "not browser" -n 2 --dist loadfile --durations=25 tests
 
 test: test-unit
-	$(MAKE) book PRESET=ci CELL_TIMEOUT=300
+	$(MAKE) book PRESET=ci CELL_TIMEOUT=300 JOBS=2
 	$(MAKE) book-check
 
 test-jax: $(STAMP)
@@ -50,7 +53,7 @@ test-torch: $(STAMP)
 	KERAS_BACKEND=torch $(BIN)/python -m pytest -m "not browser" tests
 
 course: $(STAMP)
-	$(BIN)/python tools/run_course.py --preset $(PRESET) --out book/course --timeout $(CELL_TIMEOUT)
+	$(BIN)/python tools/run_course.py --preset $(PRESET) --out book/course --timeout $(CELL_TIMEOUT) --jobs $(JOBS)
 
 book: course
 	$(BIN)/jupyter-book build book/

@@ -135,3 +135,13 @@ def test_the_book_page_has_a_section_for_every_chapter():
     numbers = {p.name[:2] for p in (ROOT / "course").glob("[0-9][0-9]_*.py")}
     assert numbers == set(re.findall(r"lstmcor:goals (\d\d)", page))
     assert "lecturers_guide" in (ROOT / "book" / "_toc.yml").read_text()
+
+
+@pytest.mark.parametrize("jobs, says", [(None, "`ci`, this build, 2-core CPU |"), (1, "`ci`, this build, 2-core CPU |"),
+                                        (2, "`ci`, this build, 2-core CPU, 2 chapters at a time |")])
+def test_chapters_run_side_by_side_say_so(tmp_path, jobs, says):
+    timings = {"preset": "ci", "cpus": 2, "chapters": {"00_alpha": {"seconds": 3.0, "status": "ok"}}}
+    if jobs is not None:
+        timings["jobs"] = jobs
+    page = lg.expand_page("<!-- lstmcor:timings -->", make_root(tmp_path, timings))
+    assert says in page.replace("run time, ", "")

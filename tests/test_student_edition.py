@@ -20,6 +20,7 @@ from lstmcor.exercises import SOLUTIONS_ENV, check
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
+import course_notebook  # noqa: E402
 import course_solutions  # noqa: E402
 import run_course  # noqa: E402
 import split_solutions  # noqa: E402
@@ -82,7 +83,7 @@ def test_injection_puts_each_solution_right_after_its_exercise():
             assert nxt.cell_type == "code" and nxt.metadata["tags"][0] == "solution"
             assert nxt.source == (SOLUTIONS / f"{cell.metadata['solution']}.py").read_text().rstrip("\n")
     # the book folds them
-    run_course.apply_book_tags(nb)
+    course_notebook.apply_book_tags(nb)
     assert all("hide-cell" in c.metadata["tags"] for c in nb.cells if "solution" in c.metadata.get("tags", []))
 
 

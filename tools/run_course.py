@@ -37,6 +37,7 @@ Examples::
 
     python tools/run_course.py --preset ci --out book/course
     python tools/run_course.py --preset quick --only 03 --only 04
+    python tools/run_course.py --preset ci --jobs 2        # two kernels at a time (`make test`)
     python tools/run_course.py --preset ci --only 01 --student --out /tmp/student
     python tools/run_course.py --list
 """
@@ -59,11 +60,10 @@ from lstmcor.exercises import SOLUTIONS_ENV  # noqa: E402
 from lstmcor.settings import PRESET_NAMES as PRESETS  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from course_notebook import private_kernelspec, run_chapter  # noqa: E402
 from course_solutions import SolutionError, inject_solutions  # noqa: E402
 
 CHAPTER_RE = re.compile(r"^\d\d_[A-Za-z0-9_]+\.py$")
-HIDE_OR_REMOVE = ("hide-input", "hide-output", "hide-cell", "remove-input", "remove-output", "remove-cell")
-KERNEL_NAME = "python3"
 
 
 def find_chapters(course_dir: Path) -> list[Path]:
@@ -92,27 +92,6 @@ def select(chapters: list[Path], only: list[str] | None) -> list[Path]:
     return sorted(picked)
 
 
-def private_kernelspec(tmp: Path) -> None:
-    """Make kernel ``python3`` this interpreter, whatever other kernelspecs are installed.
-
-    A ``python3`` kernelspec under JUPYTER_PATH takes precedence over user-level and
-    system-level ones, so the chapters run in the same environment (venv) as this script.
-    """
-    spec_dir = tmp / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                 "--IPKernelApp.log_level=CRITICAL"],  # no TCP/shutdown chatter
-        "display_name": f"Python 3 ({Path(sys.prefix).name})",
-        "language": "python",
-        "metadata": {"debugger": False},
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
-    os.environ["JUPYTER_PATH"] = os.pathsep.join(
-        [str(tmp)] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
-    )
-
-
 def copy_figures(course: Path, out_dir: Path) -> int:
     """Copy static figures (``course/figures/**``) beside the executed notebooks.
 
@@ -133,109 +112,57 @@ def copy_figures(course: Path, out_dir: Path) -> int:
     return n
 
 
-def apply_book_tags(nb) -> None:
-    """The tag conventions of book/AUTHORING.md, applied to an executed notebook."""
-    for cell in nb.cells:
-        tags = list(cell.get("metadata", {}).get("tags", []))
-        has_visibility = any(t in HIDE_OR_REMOVE for t in tags)
-        new = []
-        if "solution" in tags and not has_visibility:
-            new.append("hide-cell")
-        if "widget" in tags and "remove-output" not in tags and "remove-cell" not in tags:
-            new.append("remove-output")
-        if "injected-parameters" in tags and not has_visibility:
-            new.append("hide-cell")
-        if new:
-            cell.setdefault("metadata", {})["tags"] = tags + new
-
-
-def parameters_ok(nb) -> bool:
-    return any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
-
-
-def first_error(nb) -> tuple[int | None, str]:
-    """Index (1-based, code cells) and a one-line summary of the first error output."""
-    n = 0
-    for cell in nb.cells:
-        if cell.get("cell_type") != "code":
-            continue
-        n += 1
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                return n, f"{out.get('ename')}: {out.get('evalue')}"
-    return None, ""
-
-
-def run_chapter(py: Path, out_dir: Path, args, log) -> dict:
+def check_solutions(chapters: list[Path], solutions: Path) -> None:
+    """Stop, naming chapter and id, when a chapter names a missing solution or two use one id."""
     import jupytext
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
 
-    stem = py.stem
-    nb = jupytext.read(py)
-    if not parameters_ok(nb):
-        raise SystemExit(f"run_course: {py}: no cell tagged 'parameters' (see book/AUTHORING.md)")
-    if not args.student:
+    seen: dict[str, str] = {}
+    for py in chapters:
         try:
-            inject_solutions(nb, args.solutions, stem, args.seen_solutions)
+            inject_solutions(jupytext.read(py), solutions, py.stem, seen)
         except SolutionError as exc:
             raise SystemExit(f"run_course: {exc}") from None
-    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
-    nb.metadata.setdefault("language_info", {"name": "python"})
 
-    output_dir = f"{args.runs}/{stem}"
-    params = {"PRESET": args.preset, "DATA": args.data, "SEED": args.seed, "OUTPUT_DIR": output_dir}
-    (args.cwd / output_dir).mkdir(parents=True, exist_ok=True)
 
-    final = out_dir / f"{stem}.ipynb"
-    partial = out_dir / f".{stem}.partial.ipynb"
-    failed = out_dir / f"{stem}.failed.ipynb"
-    failed.unlink(missing_ok=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".ipynb", delete=False, dir=out_dir) as fh:
-        src = Path(fh.name)
-    jupytext.write(nb, src, fmt="ipynb")
+def run_all(chapters: list[Path], out_dir: Path, args):
+    """Yield ``(chapter, result)`` as each chapter finishes: in order, or ``args.jobs`` kernels at a time.
 
-    t0 = time.perf_counter()
-    error = None
-    try:
-        pm.execute_notebook(
-            str(src),
-            str(partial),
-            parameters=params,
-            kernel_name=KERNEL_NAME,
-            cwd=str(args.cwd),
-            execution_timeout=args.timeout,
-            progress_bar=False,
-            log_output=args.verbose,
-            report_mode=False,
-        )
-    except PapermillExecutionError as exc:
-        first = next((ln.strip() for ln in (exc.source or "").splitlines() if ln.strip()), "")
-        error = (f"cell {exc.cell_index + 1} (In [{exc.exec_count}]: {first[:60]}): "
-                 f"{exc.ename}: {exc.evalue}".rstrip())
-    except Exception as exc:  # kernel died, timeout, ...
-        error = f"{type(exc).__name__}: {exc}".strip()
-    finally:
-        src.unlink(missing_ok=True)
-    seconds = time.perf_counter() - t0
+    Stops starting chapters after the first failure unless ``args.keep_going``. With several jobs
+    the chapters' times are measured while they share the CPU (``timings.json`` records ``jobs``).
+    """
+    n = len(chapters)
+    if args.jobs <= 1:
+        for i, py in enumerate(chapters, 1):
+            print(f"[{i}/{n}] {py.stem:<32}", end=" ", flush=True)
+            res = run_chapter(py, out_dir, args, lambda s: print(s, flush=True))
+            yield py, res
+            if res["status"] != "ok" and not args.keep_going:
+                return
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    if error is None:
-        executed = jupytext.read(partial, fmt="ipynb")
-        apply_book_tags(executed)
-        jupytext.write(executed, final, fmt="ipynb")
-        partial.unlink(missing_ok=True)
-        log(f"ok      {seconds:7.1f} s")
-        return {"status": "ok", "seconds": round(seconds, 2)}
-
-    # keep the evidence, never a stale "good" notebook that the book would render
-    final.unlink(missing_ok=True)
-    if partial.exists():
-        partial.replace(failed)
-        where, what = first_error(jupytext.read(failed, fmt="ipynb"))
-        if where is not None and not error.startswith("cell "):
-            error = f"cell {where}: {what} ({error})"
-    log(f"FAILED  {seconds:7.1f} s")
-    return {"status": "failed", "seconds": round(seconds, 2), "error": error}
+    pending = list(chapters)
+    done_count = 0
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        running = {}
+        stop = False
+        while pending or running:
+            while pending and len(running) < args.jobs and not stop:
+                py = pending.pop(0)
+                running[pool.submit(run_chapter, py, out_dir, args, None)] = py
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                py = running.pop(fut)
+                res = fut.result()
+                done_count += 1
+                word = "ok     " if res["status"] == "ok" else "FAILED "
+                print(f"[{done_count}/{n}] {py.stem:<32} {word} {res['seconds']:7.1f} s", flush=True)
+                yield py, res
+                if res["status"] != "ok" and not args.keep_going:
+                    stop = True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--student", action="store_true",
                    help="run the chapters as a student opens them: without the solutions of "
                         "course/solutions/ (open exercises print their hints) and without LSTMCOR_SOLUTIONS")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="run N chapters at a time, each in its own kernel (default: 1; `make test` uses 2). "
+                        "Their times are then measured on a shared CPU")
     p.add_argument("--keep-going", action="store_true", help="run the remaining chapters after a failure")
     p.add_argument("--list", action="store_true", help="list the chapters that would run and exit")
     p.add_argument("-v", "--verbose", action="store_true", help="stream the notebooks' outputs to the log")
@@ -288,7 +218,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         args.out = ROOT / ("runs/course_student" if args.student else "book/course")
     args.solutions = course / "solutions"
-    args.seen_solutions = {}
     out_dir = args.out if args.out.is_absolute() else (Path.cwd() / args.out)
     args.cwd = ROOT
     if not course.is_dir():
@@ -300,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         for c in chapters:
             print(c.stem)
         return 0
+    if args.jobs < 1:
+        p.error(f"--jobs must be 1 or more, got {args.jobs}")
     if args.timeout is not None and args.timeout < 0:
         args.timeout = None
 
@@ -330,24 +261,22 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
     })
 
+    if not args.student:  # every solution exists and no id is used twice, before any kernel starts
+        check_solutions(chapters, args.solutions)
+    timings["jobs"] = args.jobs
     mode = "student (no solutions)" if args.student else "with solutions"
     print(f"run_course: {len(chapters)} chapter(s), {mode}, preset={args.preset}, kernel={sys.executable}, "
-          f"out={out_dir}", flush=True)
+          f"out={out_dir}" + (f", {args.jobs} at a time" if args.jobs > 1 else ""), flush=True)
     failures = []
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lstmcor-kernel-") as tmp:
         private_kernelspec(Path(tmp))
-        for i, py in enumerate(chapters, 1):
-            head = f"[{i}/{len(chapters)}] {py.stem:<32}"
-            print(head, end=" ", flush=True)
-            res = run_chapter(py, out_dir, args, lambda s: print(s, flush=True))
+        for i, (py, res) in enumerate(run_all(chapters, out_dir, args), 1):
             res["preset"] = args.preset
             record[py.stem] = res
             if res["status"] != "ok":
                 failures.append((py.stem, res["error"]))
                 print(f"run_course: chapter {py.stem} failed: {res['error']}", file=sys.stderr, flush=True)
-                if not args.keep_going:
-                    break
     total = time.perf_counter() - t_all
     timings["total_seconds"] = round(sum(r.get("seconds", 0) for r in record.values()), 2)
     timings["last_run_seconds"] = round(total, 2)

@@ -160,7 +160,9 @@ def column(timings: dict, label: str | None = None, this_build: bool = False) ->
     if label is None:
         preset = timings.get("preset", "?")
         where = timings.get("device") or (f"{timings['cpus']}-core CPU" if timings.get("cpus") else "")
-        label = f"`{preset}`" + (", this build" if this_build else "") + (f", {where}" if where else "")
+        jobs = int(timings.get("jobs", 1) or 1)
+        label = (f"`{preset}`" + (", this build" if this_build else "") + (f", {where}" if where else "")
+                 + (f", {jobs} chapters at a time" if jobs > 1 else ""))
     return Column(label, seconds)
 
 
