@@ -628,6 +628,7 @@ for key, label in [("voxelmorph", "VoxelMorph"), ("lstmcor", "LSTM-COR")]:
 
 # %%
 paper_steps = PRESETS["paper"]["epochs"] * PRESETS["paper"]["steps_per_epoch"]
+pairs_seen = {name: p["epochs"] * p["steps_per_epoch"] * p["batch_size"] for name, p in PRESETS.items()}
 learned = [label for label, gain in gains.items() if gain >= 0.05]
 if PRESET == "ci":
     verdict = (f"At `ci` each network took {steps} steps: that tests the code, not the method, and any change of Dice "
@@ -640,7 +641,9 @@ else:
                + " Dice over identity: " + (f"only {', '.join(learned)} learned visibly." if learned
                                             else "neither network has learned much yet."))
 folds = {k: scores[k]["folding_mean"] for k in gains}
-trade = (f"The `paper` preset trains {paper_steps:,} steps, {paper_steps // max(steps, 1)} times as many. "
+trade = (f"The `paper` preset trains {paper_steps:,} steps of {PRESETS['paper']['batch_size']} pairs: "
+         f"{pairs_seen['paper']:,} pairs seen, {pairs_seen['paper'] // max(pairs_seen[PRESET], 1)} times as many as "
+         f"`{PRESET}` ({pairs_seen[PRESET]:,}). "
          "What a short run may trade away shows in the folding column: "
          + ", ".join(f"{k} folds {v:.2f} %" for k, v in folds.items()) + " of the pixels")
 trade += (" (a field that folds is not a plausible deformation; chapter 09 removes folding by construction)."
