@@ -84,3 +84,20 @@ def test_a_solution_id_used_by_two_chapters_stops_before_any_kernel(tmp_path):
 def test_jobs_below_one_is_refused(tmp_path, jobs):
     proc = _run(_course(tmp_path, {"01_a": GOOD}), tmp_path / "out", "--jobs", jobs)
     assert proc.returncode == 2 and f"--jobs must be 1 or more, got {jobs}" in proc.stderr
+
+
+def test_longest_first_orders_by_the_committed_times(tmp_path):
+    sys.path.insert(0, str(ROOT / "tools"))
+    import run_course
+
+    chapters = [Path(f"{n:02d}_x.py") for n in range(4)]
+    measured = tmp_path / "quick.json"
+    measured.write_text(json.dumps({"chapters": {"01_x": {"seconds": 5}, "03_x": {"seconds": 90},
+                                                 "02_x": {"status": "failed", "seconds": None}}}))
+    assert [c.stem for c in run_course.longest_first(chapters, measured)] == ["03_x", "01_x", "00_x", "02_x"]
+    assert run_course.longest_first(chapters, tmp_path / "missing.json") == chapters
+    measured.write_text("not json")
+    assert run_course.longest_first(chapters, measured) == chapters
+    # the committed file puts chapter 06 first
+    real = run_course.longest_first(run_course.find_chapters(ROOT / "course"), ROOT / "book/timings/quick.json")
+    assert real[0].stem == "06_loss_and_training"

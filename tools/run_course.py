@@ -124,6 +124,19 @@ def check_solutions(chapters: list[Path], solutions: Path) -> None:
             raise SystemExit(f"run_course: {exc}") from None
 
 
+def longest_first(chapters: list[Path], measured: Path) -> list[Path]:
+    """The chapters, those that took longest in a committed measurement first (the rest in order).
+
+    With several jobs the run ends when its longest chapter does; started last, a long chapter
+    runs alone at the end. Without the file (or a chapter in it) the order is the file order.
+    """
+    try:
+        seconds = {k: float(v.get("seconds") or 0) for k, v in json.loads(measured.read_text())["chapters"].items()}
+    except (OSError, ValueError, KeyError, AttributeError):
+        seconds = {}
+    return sorted(chapters, key=lambda py: -seconds.get(py.stem, 0.0))  # stable: ties keep file order
+
+
 def run_all(chapters: list[Path], out_dir: Path, args):
     """Yield ``(chapter, result)`` as each chapter finishes: in order, or ``args.jobs`` kernels at a time.
 
@@ -142,7 +155,7 @@ def run_all(chapters: list[Path], out_dir: Path, args):
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    pending = list(chapters)
+    pending = longest_first(chapters, ROOT / "book" / "timings" / "quick.json")
     done_count = 0
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         running = {}
