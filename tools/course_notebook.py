@@ -1,10 +1,11 @@
 """Execute one course chapter with papermill: the part of ``tools/run_course.py`` that runs a kernel.
 
-``run_chapter`` converts a ``course/NN_*.py`` chapter (jupytext py:percent) to a notebook in
-memory, puts the exercises' solutions back (unless the run is a student's), executes it in a fresh
-kernel with the run's parameters, applies the book's tag conventions (book/AUTHORING.md) and writes
-``<out>/NN_*.ipynb``, or ``<out>/NN_*.failed.ipynb`` with the first error named. Plain Python; the
-kernel, not this module, imports the backend.
+``prepare`` reads a ``course/NN_*.py`` chapter (jupytext py:percent) into a notebook, checks its
+parameters cell and puts the exercises' solutions back (unless the run is a student's);
+``run_chapter`` executes that notebook in a fresh kernel with the run's parameters, applies the
+book's tag conventions (book/AUTHORING.md) and writes ``<out>/NN_*.ipynb``, or
+``<out>/NN_*.failed.ipynb`` with the first error named. Plain Python; the kernel, not this module,
+imports the backend.
 """
 from __future__ import annotations
 
@@ -75,28 +76,39 @@ def first_error(nb) -> tuple[int | None, str]:
     return None, ""
 
 
-def run_chapter(py: Path, out_dir: Path, args, log=None) -> dict:
-    """Execute chapter ``py`` into ``out_dir``; ``{"status": "ok"|"failed", "seconds", ["error"]}``.
+def prepare(py: Path, solutions: Path | None, seen: dict[str, str] | None = None):
+    """Chapter ``py`` as the notebook to execute: read, its parameters cell checked, solutions put back.
 
-    ``args`` are ``tools/run_course.py``'s (preset, data, seed, runs, cwd, timeout, student,
-    solutions, verbose); ``log`` (if given) is called with the one-line result.
+    ``solutions`` None is a student's run (nothing put back); ``seen`` (``{id: chapter}``) is shared
+    across the chapters of a run, so that an id used twice stops it. A problem raises SystemExit
+    with the chapter named, before any kernel starts.
+    """
+    import jupytext
+
+    nb = jupytext.read(py)
+    if not parameters_ok(nb):
+        raise SystemExit(f"run_course: {py}: no cell tagged 'parameters' (see book/AUTHORING.md)")
+    if solutions is not None:
+        try:
+            inject_solutions(nb, solutions, py.stem, seen)
+        except SolutionError as exc:
+            raise SystemExit(f"run_course: {exc}") from None
+    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
+    nb.metadata.setdefault("language_info", {"name": "python"})
+    return nb
+
+
+def run_chapter(nb, stem: str, out_dir: Path, args, log=None) -> dict:
+    """Execute the prepared notebook ``nb`` of chapter ``stem`` into ``out_dir``.
+
+    Returns ``{"status": "ok"|"failed", "seconds", ["error"]}``. ``args`` are
+    ``tools/run_course.py``'s (preset, data, seed, runs, cwd, timeout, verbose); ``log`` (if given)
+    is called with the one-line result.
     """
     log = log or (lambda line: None)
     import jupytext
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
-
-    stem = py.stem
-    nb = jupytext.read(py)
-    if not parameters_ok(nb):
-        raise SystemExit(f"run_course: {py}: no cell tagged 'parameters' (see book/AUTHORING.md)")
-    if not args.student:
-        try:
-            inject_solutions(nb, args.solutions, stem)
-        except SolutionError as exc:
-            raise SystemExit(f"run_course: {exc}") from None
-    nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
-    nb.metadata.setdefault("language_info", {"name": "python"})
 
     output_dir = f"{args.runs}/{stem}"
     params = {"PRESET": args.preset, "DATA": args.data, "SEED": args.seed, "OUTPUT_DIR": output_dir}

@@ -60,8 +60,7 @@ from lstmcor.exercises import SOLUTIONS_ENV  # noqa: E402
 from lstmcor.settings import PRESET_NAMES as PRESETS  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from course_notebook import private_kernelspec, run_chapter  # noqa: E402
-from course_solutions import SolutionError, inject_solutions  # noqa: E402
+from course_notebook import prepare, private_kernelspec, run_chapter  # noqa: E402
 
 CHAPTER_RE = re.compile(r"^\d\d_[A-Za-z0-9_]+\.py$")
 
@@ -112,16 +111,10 @@ def copy_figures(course: Path, out_dir: Path) -> int:
     return n
 
 
-def check_solutions(chapters: list[Path], solutions: Path) -> None:
-    """Stop, naming chapter and id, when a chapter names a missing solution or two use one id."""
-    import jupytext
-
+def prepare_all(chapters: list[Path], args) -> dict[str, object]:
+    """Each chapter's notebook, prepared once (course_notebook.prepare) before any kernel starts."""
     seen: dict[str, str] = {}
-    for py in chapters:
-        try:
-            inject_solutions(jupytext.read(py), solutions, py.stem, seen)
-        except SolutionError as exc:
-            raise SystemExit(f"run_course: {exc}") from None
+    return {py.stem: prepare(py, None if args.student else args.solutions, seen) for py in chapters}
 
 
 def longest_first(chapters: list[Path], measured: Path) -> list[Path]:
@@ -137,7 +130,7 @@ def longest_first(chapters: list[Path], measured: Path) -> list[Path]:
     return sorted(chapters, key=lambda py: -seconds.get(py.stem, 0.0))  # stable: ties keep file order
 
 
-def run_all(chapters: list[Path], out_dir: Path, args):
+def run_all(chapters: list[Path], notebooks: dict, out_dir: Path, args):
     """Yield ``(chapter, result)`` as each chapter finishes: in order, or ``args.jobs`` kernels at a time.
 
     Stops starting chapters after the first failure unless ``args.keep_going``. With several jobs
@@ -147,7 +140,7 @@ def run_all(chapters: list[Path], out_dir: Path, args):
     if args.jobs <= 1:
         for i, py in enumerate(chapters, 1):
             print(f"[{i}/{n}] {py.stem:<32}", end=" ", flush=True)
-            res = run_chapter(py, out_dir, args, lambda s: print(s, flush=True))
+            res = run_chapter(notebooks[py.stem], py.stem, out_dir, args, lambda s: print(s, flush=True))
             yield py, res
             if res["status"] != "ok" and not args.keep_going:
                 return
@@ -163,7 +156,7 @@ def run_all(chapters: list[Path], out_dir: Path, args):
         while pending or running:
             while pending and len(running) < args.jobs and not stop:
                 py = pending.pop(0)
-                running[pool.submit(run_chapter, py, out_dir, args, None)] = py
+                running[pool.submit(run_chapter, notebooks[py.stem], py.stem, out_dir, args)] = py
             if not running:
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -274,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
     })
 
-    if not args.student:  # every solution exists and no id is used twice, before any kernel starts
-        check_solutions(chapters, args.solutions)
+    # every chapter has its parameters cell and solutions, and no id is used twice, before any kernel starts
+    notebooks = prepare_all(chapters, args)
     timings["jobs"] = args.jobs
     mode = "student (no solutions)" if args.student else "with solutions"
     print(f"run_course: {len(chapters)} chapter(s), {mode}, preset={args.preset}, kernel={sys.executable}, "
@@ -284,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lstmcor-kernel-") as tmp:
         private_kernelspec(Path(tmp))
-        for i, (py, res) in enumerate(run_all(chapters, out_dir, args), 1):
+        for i, (py, res) in enumerate(run_all(chapters, notebooks, out_dir, args), 1):
             res["preset"] = args.preset
             record[py.stem] = res
             if res["status"] != "ok":
