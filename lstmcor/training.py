@@ -108,7 +108,23 @@ def compile_model(model: keras.Model, learning_rate: float = LEARNING_RATE, lam:
         loss_weights=[1.0, float(lam)],
         jit_compile=jit_setting(jit_compile),
     )
+    _build_training_state(model)
     return model
+
+
+def _build_training_state(model: keras.Model) -> None:
+    """Create Adam's moments and the loss trackers now rather than inside the first training step.
+
+    Keras's TensorFlow trainer creates them while tracing that step, and a ``tf.function`` that
+    creates variables is traced a second time: several seconds for LSTM-COR. Keras builds this state
+    itself on JAX, and with a distribution strategy on TensorFlow; ``_symbolic_build`` is that same
+    path (no data, symbolic shapes only). Where a Keras version lacks it, nothing changes but the time.
+    """
+    build = getattr(model, "_symbolic_build", None)
+    if keras.backend.backend() != "tensorflow" or build is None:
+        return
+    symbolic = [[keras.KerasTensor(t.shape, t.dtype) for t in tensors] for tensors in (model.inputs, model.outputs)]
+    build(data_batch=tuple(symbolic))
 
 
 def resolve_settings(preset: str, **overrides) -> dict:
@@ -230,6 +246,7 @@ def train(
         distribution = setup_devices(devices, settings["batch_size"])
         with _scope(distribution):
             net = _load_checkpoint(checkpoint)  # a damaged checkpoint is named before the data is read
+            _build_training_state(net)
     else:
         model, preset, data = model or "lstmcor", preset or "quick", "default" if data is None else data
         learning_rate = LEARNING_RATE if learning_rate is None else float(learning_rate)

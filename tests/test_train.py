@@ -73,3 +73,25 @@ def test_resume_without_checkpoint_and_bad_settings(tmp_path):
     with pytest.raises(ValueError, match="epochs must be >= 1"):
         resolve_settings("ci", epochs=0)
     assert PRESETS["paper"]["epochs"] == 900 and PRESETS["paper"]["batch_size"] == 8
+
+
+@pytest.mark.skipif(keras.backend.backend() == "torch", reason="PyTorch runs the step eagerly: no trace")
+def test_the_training_step_is_traced_once(dataset):
+    """compile_model builds Adam's moments and the loss trackers up front: Keras's TensorFlow trainer
+    would otherwise create them inside the first step's trace and trace it again (seconds for LSTM-COR)."""
+    from lstmcor.models import build_model
+    from lstmcor.training import compile_model
+
+    net = compile_model(build_model("voxelmorph", input_shape=dataset.images.shape[1:3]))
+    assert net.optimizer.built
+    traces = []
+    step = net.train_step
+
+    def counting_step(data):
+        traces.append(len(net.metrics_variables))
+        return step(data)
+
+    net.train_step = counting_step
+    net.fit(PairDataset(dataset, "train", batch_size=2, steps_per_epoch=3, seed=0), epochs=2, verbose=0,
+            shuffle=False)
+    assert len(traces) == 1, f"the training step was traced {len(traces)} times"
