@@ -115,8 +115,8 @@ def compile_model(model: keras.Model, learning_rate: float = LEARNING_RATE, lam:
 def _build_training_state(model: keras.Model) -> None:
     """Create Adam's moments and the loss trackers now rather than inside the first training step.
 
-    Keras's TensorFlow trainer creates them while tracing that step, and a ``tf.function`` that
-    creates variables is traced a second time: several seconds for LSTM-COR. Keras builds this state
+    Keras's TensorFlow trainer creates them while tracing that step, and TensorFlow traces a graph
+    function that creates variables a second time: several seconds for LSTM-COR. Keras builds this state
     itself on JAX, and with a distribution strategy on TensorFlow; ``_symbolic_build`` is that same
     path (no data, symbolic shapes only). Where a Keras version lacks it, nothing changes but the time.
     """

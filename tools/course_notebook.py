@@ -132,6 +132,7 @@ def run_chapter(nb, stem: str, out_dir: Path, args, log=None) -> dict:
             kernel_name=KERNEL_NAME,
             cwd=str(args.cwd),
             execution_timeout=args.timeout,
+            start_timeout=300,  # papermill's 60 s is too short for two kernels starting on a busy 2-core CPU
             progress_bar=False,
             log_output=args.verbose,
             report_mode=False,
