@@ -137,7 +137,7 @@ display(Markdown("\n".join(rows)))
 # The same as a picture, drawn from the model's own layer shapes: boxes are feature maps
 # (height ∝ resolution, labelled with channels × size), arrows the operations.
 
-# %% mystnb={"figure": {"caption": "LSTM-COR's sequence generator, drawn from the built model: encoder (left, blue), decoder (right, green), skip connections through SE blocks (orange), and the funnel from the SE-weighted top skip to the bottleneck (red, our reading).", "name": "fig-02-diagram"}}
+# %% mystnb={"figure": {"caption": "LSTM-COR's sequence generator, drawn from the built model: encoder (left) and decoder (right) in blue, skip connections through SE blocks (orange boxes, brown arrows), and the funnel from the SE-weighted top skip to the bottleneck (dashed brown arrow, our reading).", "name": "fig-02-diagram"}}
 unet_diagram(full)   # lstmcor.diagrams: boxes and arrows read from the model
 plt.show()
 

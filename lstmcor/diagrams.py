@@ -22,6 +22,8 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 COLOURS = {"input": "#dddddd", "unet": "#cfe0f5", "se": "#fbd9a8", "recurrence": "#cdebc5",
            "head": "#e2d3f0", "warp": "#f3c9c9"}
+#: The paths of the paper's additions to the U-Net (SE on the skips, the funnel) in both diagrams.
+ACCENT = "#c07000"
 
 #: The stages after the U-Net, in order: (key, layers, title, equations, kind).
 TAIL = (
@@ -173,11 +175,11 @@ def model_diagram(model, ax=None, title: str | None = None):
         (xa, ya), (xb, yb) = pos[f"enc{level}"], pos[f"dec{levels - 1 - level}"]
         label = f"skip{level}_se (SE)" if by_key[f"enc{level}"]["skip_se"] else "skip"
         _arrow(ax, (xa + width / 2, ya + 0.12), (xb - width / 2, yb + 0.12), label,
-               colour="#c07000" if by_key[f"enc{level}"]["skip_se"] else "#555555")
+               colour=ACCENT if by_key[f"enc{level}"]["skip_se"] else "#555555")
     if "funnel" in by_key["bottleneck"]["layers"]:
         (xa, ya), (xb, yb) = pos["enc0"], pos["bottleneck"]   # down from encoder 0, then across
-        ax.plot([xa - 0.3, xa - 0.3], [ya - height / 2, yb], "--", color="#c07000", lw=1.0, zorder=1)
-        _arrow(ax, (xa - 0.3, yb), (xb - width / 2, yb), "funnel_pool (from skip 0)", dashed=True, colour="#c07000")
+        ax.plot([xa - 0.3, xa - 0.3], [ya - height / 2, yb], "--", color=ACCENT, lw=1.0, zorder=1)
+        _arrow(ax, (xa - 0.3, yb), (xb - width / 2, yb), "funnel_pool (from skip 0)", dashed=True, colour=ACCENT)
     xs = [p[0] for p in pos.values()]
     ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
     ax.set_ylim(-rows + 0.4, 0.75)
@@ -190,17 +192,19 @@ def model_diagram(model, ax=None, title: str | None = None):
     return ax.figure
 
 
-# The U-Net of chapter 02, box by box (chapter 02's figure).
-ENCODER, DECODER, SKIP_SE, FUNNEL, INPUT = "#9ecae1", "#a1d99b", "#fdae6b", "#fee391", "lightgrey"
+# The U-Net of chapter 02, box by box (chapter 02's figure), in the colours of model_diagram.
+ENCODER = DECODER = FUNNEL = COLOURS["unet"]
+SKIP_SE, INPUT = COLOURS["se"], COLOURS["input"]
 
 
 def unet_diagram(model, levels: int = 4):
     """LSTM-COR's sequence generator as boxes (feature maps) and arrows (operations).
 
-    Boxes: the input pair, ``enc{k}_act`` (blue), the skip SE blocks ``skip{k}_se`` (orange), the
-    bottleneck with the funnel (yellow), ``dec{k}_skip`` (green) and the sequence ``sequence_act``;
-    each labelled ``channels x height x width`` read from the model. The red dashed arrow is the
-    funnel (our reading: the SE-weighted top skip, average-pooled to the bottleneck).
+    Colours as in :func:`model_diagram`: the U-Net's feature maps ``enc{k}_act``, the bottleneck
+    with the funnel, ``dec{k}_skip`` and the sequence ``sequence_act`` (blue), the skip SE blocks
+    ``skip{k}_se`` (orange), and the paths of the paper's additions in :data:`ACCENT`; each box is
+    labelled ``channels x height x width`` read from the model. The dashed arrow is the funnel (our
+    reading: the SE-weighted top skip, average-pooled to the bottleneck).
 
     Args:
         model: a model from ``lstmcor.models.build_lstmcor`` with SE skips and funnel (the layers
@@ -256,15 +260,15 @@ def unet_diagram(model, levels: int = 4):
             arrow((x_enc[level] + width / 2, y - 0.3), (x_enc[level + 1] + width / 2, y_of(level + 1) + 0.3))
             ax.text(x_enc[level] + width / 2 + 0.45, y - 0.62, "pool /2", fontsize=7)
         box(x_se, y, f"skip{level}_se", SKIP_SE, h=0.4)       # each skip passes its own SE block
-        arrow((x_enc[level] + width, y), (x_se, y), colour="#e6550d")
-        arrow((x_se + width, y), (x_dec[level], y), colour="#e6550d")
+        arrow((x_enc[level] + width, y), (x_se, y), colour=ACCENT)
+        arrow((x_se + width, y), (x_dec[level], y), colour=ACCENT)
     yb = y_of(levels)
     box(x_bottom, yb, f"bottleneck ⊕ funnel\n{shape_of('funnel')}", FUNNEL, w=1.7)
     arrow((x_enc[-1] + width / 2, y_of(levels - 1) - 0.3), (x_bottom + 0.4, yb + 0.3))
     ax.text(x_enc[-1], yb + 0.45, "pool /2", fontsize=7)
-    arrow((x_se + 0.05, y_of(0) - 0.22), (x_bottom + 1.05, yb + 0.3), colour="#cb181d", ls="--", lw=1.6)
+    arrow((x_se + 0.05, y_of(0) - 0.22), (x_bottom + 1.05, yb + 0.3), colour=ACCENT, ls="--", lw=1.6)
     funnel_label = f"funnel: average-pool /{2 ** levels}\n→ {shape_of('funnel_pool')}"
-    ax.text(x_se + 0.15, (y_of(1) + y_of(2)) / 2, funnel_label, color="#cb181d", fontsize=8, va="center")
+    ax.text(x_se + 0.15, (y_of(1) + y_of(2)) / 2, funnel_label, color=ACCENT, fontsize=8, va="center")
     arrow((x_bottom + 1.7, yb), (x_dec[-1] + width / 2, y_of(levels - 1) - 0.3))
     ax.text(x_bottom + 2.3, yb + 0.1, "conv, up ×2", fontsize=7)
     for level in range(levels):
@@ -275,7 +279,7 @@ def unet_diagram(model, levels: int = 4):
             arrow((x + width / 2, y + 0.3), (x_dec[levels - 2 - level] + width / 2, y_of(levels - 2 - level) - 0.3))
             ax.text(x + width / 2 - 0.9, y + 0.55, "conv, up ×2", fontsize=7)
     x_out = x_dec[0] + 1.35
-    box(x_out, y_of(0), f"full convs\n→ sequence\n{shape_of('sequence_act')}", "#c7e9c0", h=0.8, w=1.15)
+    box(x_out, y_of(0), f"full convs\n→ sequence\n{shape_of('sequence_act')}", COLOURS["unet"], h=0.8, w=1.15)
     arrow((x_dec[0] + 1.05, y_of(0)), (x_out, y_of(0)))
     arrow((x_out + 1.15, y_of(0)), (x_out + 1.55, y_of(0)))
     ax.text(x_out + 1.6, y_of(0), "to the\nConvLSTM", fontsize=8, va="center")
