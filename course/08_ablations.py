@@ -63,6 +63,7 @@ from lstmcor.settings import ABLATIONS
 from lstmcor.training import read_log
 
 N_PAIRS = {"ci": 4, "quick": 32, "paper": None}[PRESET]
+TIMING_RUNS = {"ci": 3, "quick": 20, "paper": 20}[PRESET]   # single-pair calls timed per model (median)
 ds = load_dataset(DATA)
 print(f"[{PRESET}] pairs scored: {N_PAIRS if N_PAIRS else 'all ordered pairs of different test subjects'}")
 
@@ -238,7 +239,7 @@ if logs:
 
 # %%
 ev = evaluate(models, data=ds, split="test", n_pairs=N_PAIRS, seed=SEED, classical=False,
-              out=OUTPUT_DIR, progress=False)
+              timing_runs=TIMING_RUNS, out=OUTPUT_DIR, progress=False)
 display(Markdown(f"**[{PRESET}] Ablations on {len(ev.pairs)} test pairs, mean (std over pairs)**\n\n" + ev.table()))
 
 
