@@ -123,14 +123,14 @@ def sweep(models: list[str], seeds: list[int], ablations: list[str] | None = Non
     return result
 
 
-def seed_table(rows: list[dict]) -> str:
-    """Markdown: one row per variant, mean +/- std over its seeds for every measure."""
+def seed_table(rows: list[dict], measures: tuple[str, ...] = MEASURES) -> str:
+    """Markdown: one row per variant, mean +/- std over its seeds for every measure (of ``measures``)."""
     names = list(dict.fromkeys(r["variant"] for r in rows))
-    lines = ["| variant | seeds | " + " | ".join(MEASURES) + " |", "|---|---:|" + "---:|" * len(MEASURES)]
+    lines = ["| variant | seeds | " + " | ".join(measures) + " |", "|---|---:|" + "---:|" * len(measures)]
     for name in names:
         mine = [r for r in rows if r["variant"] == name]
         cells = []
-        for m in MEASURES:
+        for m in measures:
             values = np.array([r[m] for r in mine], dtype=float)
             std = values.std(ddof=1) if values.size > 1 else float("nan")
             cells.append(f"{values.mean():.4f} +/- {std:.4f}")
