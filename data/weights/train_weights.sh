@@ -88,7 +88,8 @@ pairs=()
 for base in $NAMES; do for seed in $SEEDS; do
   name=$(tag "$base" "$seed")
   run="$OUT/runs/$name"
-  src="$run/model.keras"; [ -f "$src" ] || src="$run/checkpoint.keras"
+  # model.keras unless a later sitting, stopped by the time limit, committed epochs after it
+  src="$run/model.keras"; [ "$src" -nt "$run/checkpoint.keras" ] || src="$run/checkpoint.keras"
   [ -f "$src" ] || { echo "$name: no model written"; continue; }
   pairs+=("$src" "$OUT/$name.keras")
   cp "$run/log.csv" "$OUT/$name.log.csv"
