@@ -15,7 +15,7 @@
 #
 # The runs (data/weights/train_weights.sh names them), 21 processes side by side on the one GPU:
 #   voxelmorph, lstmcor                                  seeds 0 1 2   (6)
-#   {voxelmorph,lstmcor}_{diffeo,ncc,diffeo_ncc}         seed 0        (6)  issue 13's table
+#   {voxelmorph,lstmcor}_{diffeo,ncc,diffeo_ncc}         seed 0        (6)  chapter 09's table
 #   {voxelmorph,lstmcor}_ncc_{l03,l3}                    seed 0        (4)  NCC lambda 0.3 and 3, beside 1
 #   the five LSTM-COR ablations                          seed 0        (5)
 # Cut: seeds 1 and 2 of the ablations and of the diffeo/NCC variants: 22 more runs, ~18 more
