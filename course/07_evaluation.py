@@ -432,6 +432,27 @@ plt.show()
 
 
 # %% [markdown]
+# ## More than one training? Seeds
+#
+# The test above compares two *trained networks*, and each is one draw: another seed (other
+# initial weights, another order of the training pairs) would give another network and other
+# scores. Whether LSTM-COR's gap to VoxelMorph belongs to the architecture or to the draw can
+# only be told with several trainings of each. Where the shipped weights hold more than one seed
+# of both networks (`<name>_seed<k>.keras` beside `<name>.keras`, see the model card),
+# `lstmcor.sweep.compare_shipped_seeds` scores every seed on the same test pairs and compares
+# the gap with the spread between seeds; where they hold one, it says so.
+
+# %%
+from lstmcor.sweep import compare_shipped_seeds  # noqa: E402
+
+seeds = compare_shipped_seeds(ds, n_pairs=N_PAIRS, seed=SEED)
+if seeds.table:
+    display(Markdown(f"**[{PRESET}] Every shipped seed on the same {N_PAIRS or 'all'} test pairs: mean +/- std "
+                     f"over seeds**\n\n{seeds.table}\n\n{seeds.tests}"))
+print(f"[{PRESET}] {seeds.sentence}")
+
+
+# %% [markdown]
 # ## The paper's claims on our data
 #
 # The paragraph below is written by the code from this run's numbers, not by us: change the preset

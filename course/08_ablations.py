@@ -197,10 +197,10 @@ _ = check(check_ex81, effect_81, exercise="8.1")
 #
 # An ablation is only fair if every variant had the same training. The model card states the
 # command, preset and seed behind each file, and the logs shipped beside the weights let us check
-# the budgets and see the curves. Read the budget before reading the table, and note that each
-# variant was trained **once**, with one seed: the cell below prints how far apart the variants'
-# final validation losses are, a spread that mixes what each switch does with what the draw of
-# a training run does.
+# the budgets and see the curves. Read the budget before reading the table, and note that this
+# chapter scores **one** training of each variant (seed 0): the cell below prints how far apart
+# the variants' final validation losses are, a spread that mixes what each switch does with what
+# the draw of a training run does.
 
 # %%
 card = weights_dir() / "README.md"
@@ -422,8 +422,8 @@ text.append(f"\nAll together, LSTM-COR's Dice is {vxm_gap:+.4f} against VoxelMor
             + (f"Variants the full model beats in Dice beyond pair-to-pair noise: {', '.join(beaten)}. " if beaten
                else "The full model beats no variant in Dice beyond pair-to-pair noise on these pairs. ")
             + f"The most expensive addition in time is the {dearest} ({effects[dearest]['ms']:+.1f} ms per pair).")
-text.append("\nEach variant was trained once, with one seed (see the model card), so no difference above can be credited to its "
-            "addition: a second training of the same variant with another seed could move its scores as well, and "
+text.append("\nThis chapter scores one training of each variant (seed 0, see the model card), so no difference above can be "
+            "credited to its addition: a second training of the same variant with another seed could move its scores as well, and "
             "one seed per variant cannot tell the two apart. `lstmcor sweep` measures that seed-to-seed variation "
             "(see the note below).")
 display(Markdown("\n".join(text)))
@@ -433,7 +433,7 @@ with open(os.path.join(OUTPUT_DIR, "ablation_summary.md"), "w") as handle:
 # %% [markdown]
 # :::{admonition} One seed per variant cannot separate an effect from the draw of the training
 # :class: note
-# Each shipped variant is one training run. Its scores are the effect of its switch *plus* the
+# Each variant scored here is one training run. Its scores are the effect of its switch *plus* the
 # luck of its seed (initial weights, order of the batches), and with one run per variant the two
 # cannot be told apart: this chapter has no measure of how far two seeds of the *same* variant
 # land from each other, so it cannot say whether any difference above exceeds that. The package

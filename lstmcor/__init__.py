@@ -65,6 +65,7 @@ _EXPORTS = {
     "register": "registration",
     "load_model": "saving",
     "shipped_weights": "saving",
+    "shipped_seeds": "saving",
     "load_dataset": "data",
     "load_default": "data",
     "read_image": "data",

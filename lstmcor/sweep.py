@@ -112,15 +112,78 @@ def sweep(models: list[str], seeds: list[int], ablations: list[str] | None = Non
                       **(train_options or {}))
             scored = evaluate({name: load_model(run / "model.keras")}, dataset, "test", n_pairs, seed=0,
                               timing_runs=3, progress=False)
-            summary = scored.summary[name]
-            row = {"variant": name, "seed": seed, **{m: summary.get(f"{m}_mean", float("nan")) for m in MEASURES}}
-            table_rows.append(row)
-            per_pair[(name, seed)] = np.array([r["dice"] for r in scored.rows if r["method"] == name])
+            rows, dice = seed_scores(scored, {name: (name, seed)})
+            table_rows += rows
+            per_pair.update(dice)
+            row = rows[0]
             if progress:
                 print(f"sweep: {name} seed {seed}: Dice {row['dice']:.4f}, folding {row['folding']:.3f} %")
     result = SweepResult(table_rows, seed_table(table_rows), paired_tests(per_pair, seeds), out)
     write(result)
     return result
+
+
+def seed_scores(scored, runs: dict[str, tuple[str, int]]) -> tuple[list[dict], dict[tuple[str, int], np.ndarray]]:
+    """The rows of :func:`seed_table` and the per-pair Dice of :func:`paired_tests` from one evaluation.
+
+    Args:
+        scored: a :class:`lstmcor.evaluation.Evaluation` (``summary`` and ``rows``).
+        runs: ``{method name in scored: (variant, seed)}``, e.g. ``{"lstmcor s1": ("lstmcor", 1)}``.
+
+    Returns:
+        ``(rows, per_pair)``: one row per run (variant, seed and the mean of each of
+        :data:`MEASURES`), and ``{(variant, seed): Dice of each test pair, in the pairs' order}``.
+    """
+    rows, per_pair = [], {}
+    for method, (variant, seed) in runs.items():
+        summary = scored.summary[method]
+        rows.append({"variant": variant, "seed": seed, **{m: summary.get(f"{m}_mean", float("nan")) for m in MEASURES}})
+        per_pair[(variant, seed)] = np.array([r["dice"] for r in scored.rows if r["method"] == method])
+    return rows, per_pair
+
+
+@dataclasses.dataclass
+class SeedComparison:
+    """Two shipped networks over the seeds shipped for both (:func:`compare_shipped_seeds`)."""
+
+    seeds: list[int]
+    table: str                 # mean +/- std over seeds (empty with fewer than two seeds)
+    tests: str                 # the second network against the first (empty likewise)
+    differences: np.ndarray    # per seed: mean Dice of the second minus the first
+    sentence: str              # the verdict in words, from the numbers
+
+
+def compare_shipped_seeds(data: str | os.PathLike | RegistrationSet = "default", n_pairs: int | None = 32,
+                          seed: int = 0, first: str = "voxelmorph", second: str = "lstmcor",
+                          measures: tuple[str, ...] = ("dice", "hd95", "folding", "sdlogj")) -> SeedComparison:
+    """Score every seed shipped for both networks on the same test pairs; does the gap exceed the seed spread?
+
+    The shipped trainings are found by :func:`lstmcor.saving.shipped_seeds` (``<name>_seed<k>.keras``
+    beside ``<name>.keras``). With fewer than two seeds shipped for both, nothing is scored and the
+    sentence says that one training each cannot separate an effect from the draw.
+    """
+    from lstmcor.evaluation import evaluate
+    from lstmcor.saving import shipped_seeds
+
+    found = {name: shipped_seeds(name) for name in (first, second)}
+    seeds = sorted(set(found[first]) & set(found[second]))
+    if len(seeds) < 2:
+        return SeedComparison(seeds, "", "", np.array([]), (
+            f"One shipped training each of {first} and {second} (seeds {seeds or 'none'} in common): their "
+            "difference is between two single draws, and this comparison cannot say how far another seed "
+            "would move it (`lstmcor sweep` measures that)."))
+    runs = {f"{name} seed {k}": (name, k) for name in (first, second) for k in seeds}
+    scored = evaluate({method: found[name][k] for method, (name, k) in runs.items()}, data, "test", n_pairs,
+                      seed=seed, timing_runs=1, progress=False)
+    rows, per_pair = seed_scores(scored, runs)
+    differences = np.array([per_pair[(second, k)].mean() - per_pair[(first, k)].mean() for k in seeds])
+    spread = float(differences.std(ddof=1))
+    verdict = "exceeds" if abs(differences.mean()) > spread else "does not exceed"
+    ahead = {1.0: second, -1.0: first}.get(float(np.sign(differences.mean())), "neither")
+    sentence = (f"Over {len(seeds)} seeds, {second} minus {first} in mean Dice is {differences.mean():+.4f} with a "
+                f"seed-to-seed std of {spread:.4f}: the gap {verdict} the spread between trainings "
+                f"({ahead} ahead on average; {second} ahead in {int(np.sum(differences > 0))} of {len(seeds)} seeds).")
+    return SeedComparison(seeds, seed_table(rows, measures), paired_tests(per_pair, seeds), differences, sentence)
 
 
 def seed_table(rows: list[dict], measures: tuple[str, ...] = MEASURES) -> str:

@@ -127,6 +127,8 @@ if [ -n "$FIRST" ] && [ "$(reached "$E1")" = "${#RUNS[@]}" ] && [ "$E1" -ge 2 ];
     printf "%d", n
     printf "an epoch of all runs %.1f s, start-up %.0f s (again: %.0f s): %d more epochs\n", per, start,
            again * start, n - e1 > "/dev/stderr" }')
+elif [ "$E1" -lt 2 ]; then
+  echo "E1=$E1: one epoch cannot time an epoch apart from the start-up: no second sitting"
 else
   echo "sitting 1 did not finish every run's $E1 epochs: no second sitting"
 fi

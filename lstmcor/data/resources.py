@@ -61,3 +61,22 @@ def shipped_weights(name: str) -> Path:
             "train one with `lstmcor train` and pass its model.keras instead."
         )
     return path
+
+
+def shipped_seeds(name: str) -> dict[int, Path]:
+    """The shipped trainings of one model, by seed: ``<name>.keras`` is seed 0, ``<name>_seed<k>.keras`` seed k.
+
+    ``data/weights/train_weights.sh`` names them so. An empty dict when none is shipped.
+
+    Example:
+        >>> sorted(shipped_seeds("voxelmorph"))[:1]
+        [0]
+    """
+    folder = weights_dir()
+    found = {0: folder / f"{name}.keras"} if (folder / f"{name}.keras").is_file() else {}
+    prefix = f"{name}_seed"
+    for path in folder.glob(f"{prefix}*.keras"):
+        tail = path.stem[len(prefix):]
+        if tail.isdigit():
+            found[int(tail)] = path
+    return dict(sorted(found.items()))
