@@ -176,9 +176,8 @@ def compare_shipped_seeds(data: str | os.PathLike | RegistrationSet = "default",
     scored = evaluate({method: found[name][k] for method, (name, k) in runs.items()}, data, "test", n_pairs,
                       seed=seed, timing_runs=1, progress=False)
     rows, per_pair = seed_scores(scored, runs)
-    differences = np.array([per_pair[(second, k)].mean() - per_pair[(first, k)].mean() for k in seeds])
-    spread = float(differences.std(ddof=1))
-    verdict = "exceeds" if abs(differences.mean()) > spread else "does not exceed"
+    differences, spread, exceeds = seed_gap(per_pair, second, first, seeds)
+    verdict = "exceeds" if exceeds else "does not exceed"
     ahead = {1.0: second, -1.0: first}.get(float(np.sign(differences.mean())), "neither")
     sentence = (f"Over {len(seeds)} seeds, {second} minus {first} in mean Dice is {differences.mean():+.4f} with a "
                 f"seed-to-seed std of {spread:.4f}: the gap {verdict} the spread between trainings "
@@ -201,6 +200,15 @@ def seed_table(rows: list[dict], measures: tuple[str, ...] = MEASURES) -> str:
     return "\n".join(lines)
 
 
+def seed_gap(per_pair: dict[tuple[str, int], np.ndarray], name: str, reference: str,
+             seeds: list[int]) -> tuple[np.ndarray, float, bool]:
+    """Per seed, the mean Dice of ``name`` minus that of ``reference``; the std of that difference
+    over seeds (NaN with one seed); and whether the mean difference exceeds that std."""
+    diffs = np.array([per_pair[(name, s)].mean() - per_pair[(reference, s)].mean() for s in seeds])
+    std = float(diffs.std(ddof=1)) if diffs.size > 1 else float("nan")
+    return diffs, std, bool(np.isfinite(std) and abs(diffs.mean()) > std)
+
+
 def paired_tests(per_pair: dict[tuple[str, int], np.ndarray], seeds: list[int]) -> str:
     """Markdown: each variant against the first, on Dice.
 
@@ -216,13 +224,11 @@ def paired_tests(per_pair: dict[tuple[str, int], np.ndarray], seeds: list[int]) 
              "|---|---:|---:|:---:|---:|"]
     ref = np.mean([per_pair[(reference, s)] for s in seeds], axis=0)
     for name in names[1:]:
-        diffs = np.array([per_pair[(name, s)].mean() - per_pair[(reference, s)].mean() for s in seeds])
-        std = diffs.std(ddof=1) if diffs.size > 1 else float("nan")
+        diffs, std, exceeds = seed_gap(per_pair, name, reference, seeds)
         mine = np.mean([per_pair[(name, s)] for s in seeds], axis=0)
         ok = np.isfinite(mine) & np.isfinite(ref)
         p = float(wilcoxon(mine[ok], ref[ok]).pvalue) if ok.sum() > 0 and np.any(mine[ok] != ref[ok]) else 1.0
-        exceeds = "yes" if np.isfinite(std) and abs(diffs.mean()) > std else "no"
-        lines.append(f"| {name} | {diffs.mean():+.4f} | {std:.4f} | {exceeds} | {p:.3g} |")
+        lines.append(f"| {name} | {diffs.mean():+.4f} | {std:.4f} | {'yes' if exceeds else 'no'} | {p:.3g} |")
     return "\n".join(lines)
 
 

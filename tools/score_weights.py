@@ -27,7 +27,6 @@ import csv
 import json
 import multiprocessing
 import os
-import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -36,9 +35,9 @@ from pathlib import Path
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # several workers may share one GPU
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package of this checkout
 
-from lstmcor.sweep import MEASURES, paired_tests, seed_table  # noqa: E402
+from lstmcor.data.resources import split_seed  # noqa: E402
+from lstmcor.sweep import MEASURES, paired_tests, seed_scores, seed_table  # noqa: E402
 
-NAME = re.compile(r"^(?P<variant>.+?)(?:_seed(?P<seed>\d+))?\.keras$")
 COLUMNS = (*MEASURES, "ms")
 REFERENCES = ("voxelmorph", "lstmcor")
 _DATA: dict = {}
@@ -46,7 +45,7 @@ _DATA: dict = {}
 
 def find_models(folder: Path) -> list[tuple[str, int, Path]]:
     """``(variant, seed, path)`` of every ``.keras`` file: VoxelMorph, LSTM-COR, then the rest by name."""
-    found = [(m["variant"], int(m["seed"] or 0), p) for p in folder.glob("*.keras") if (m := NAME.match(p.name))]
+    found = [(*split_seed(p.stem), p) for p in folder.glob("*.keras")]
     rank = {name: k for k, name in enumerate(REFERENCES)}
     return sorted(found, key=lambda f: (rank.get(f[0], len(rank)), f[0], f[1]))
 
@@ -63,15 +62,14 @@ def score_one(variant: str, seed: int, path: str, data: str, n_pairs: int, pair_
                   progress=False)
     state = Path(path).parent / (Path(path).name.removesuffix(".keras") + ".state.json")
     epochs = json.loads(state.read_text()).get("epochs_done", "") if state.is_file() else ""
-    rows, pairs = [], []
-    for method in ("identity", variant):
-        s = ev.summary[method]
-        rows.append({"variant": method, "seed": 0 if method == "identity" else seed,
-                     **{m: s.get(f"{m}_mean", float("nan")) for m in MEASURES},
-                     "ms": 1000.0 * s["seconds_median"], "epochs": epochs if method == variant else "",
-                     "file": Path(path).name if method == variant else ""})
-        pairs += [{"variant": method, "seed": rows[-1]["seed"], "moving": r["moving"], "fixed": r["fixed"],
-                   **{m: r[m] for m in MEASURES}} for r in ev.rows if r["method"] == method]
+    rows, _ = seed_scores(ev, {"identity": ("identity", 0), variant: (variant, seed)})
+    pairs = []
+    for row in rows:
+        mine = row["variant"] == variant
+        row.update(ms=1000.0 * ev.summary[row["variant"]]["seconds_median"], epochs=epochs if mine else "",
+                   file=Path(path).name if mine else "")
+        pairs += [{"variant": row["variant"], "seed": row["seed"], "moving": r["moving"], "fixed": r["fixed"],
+                   **{m: r[m] for m in MEASURES}} for r in ev.rows if r["method"] == row["variant"]]
     return rows, pairs
 
 

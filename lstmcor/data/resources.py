@@ -7,6 +7,7 @@ working directory and its parents (Jupyter runs a chapter in ``course/``).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 DEFAULT_FILENAME = "lstmcor_brains2d.npz"
@@ -63,20 +64,32 @@ def shipped_weights(name: str) -> Path:
     return path
 
 
-def shipped_seeds(name: str) -> dict[int, Path]:
-    """The shipped trainings of one model, by seed: ``<name>.keras`` is seed 0, ``<name>_seed<k>.keras`` seed k.
+_SEEDED = re.compile(r"^(?P<variant>.+?)(?:_seed(?P<seed>\d+))?$")
 
-    ``data/weights/train_weights.sh`` names them so. An empty dict when none is shipped.
+
+def split_seed(stem: str) -> tuple[str, int]:
+    """The naming of shipped trainings (``data/weights/train_weights.sh``): ``<variant>`` is seed 0,
+    ``<variant>_seed<k>`` seed k.
+
+    Example:
+        >>> split_seed("lstmcor_seed2"), split_seed("lstmcor_no_funnel")
+        (('lstmcor', 2), ('lstmcor_no_funnel', 0))
+    """
+    match = _SEEDED.match(stem)
+    return match["variant"], int(match["seed"] or 0)
+
+
+def shipped_seeds(name: str) -> dict[int, Path]:
+    """The shipped trainings of one model, by seed (:func:`split_seed`): ``<name>.keras`` is seed 0,
+    ``<name>_seed<k>.keras`` seed k. An empty dict when none is shipped.
 
     Example:
         >>> sorted(shipped_seeds("voxelmorph"))[:1]
         [0]
     """
-    folder = weights_dir()
-    found = {0: folder / f"{name}.keras"} if (folder / f"{name}.keras").is_file() else {}
-    prefix = f"{name}_seed"
-    for path in folder.glob(f"{prefix}*.keras"):
-        tail = path.stem[len(prefix):]
-        if tail.isdigit():
-            found[int(tail)] = path
+    found = {}
+    for path in weights_dir().glob(f"{name}*.keras"):
+        variant, seed = split_seed(path.stem)
+        if variant == name:
+            found[seed] = path
     return dict(sorted(found.items()))
