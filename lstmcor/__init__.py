@@ -66,6 +66,7 @@ _EXPORTS = {
     "load_model": "saving",
     "shipped_weights": "saving",
     "shipped_seeds": "saving",
+    "shipped_variants": "saving",
     "load_dataset": "data",
     "load_default": "data",
     "read_image": "data",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import keras
 
-from lstmcor.data.resources import shipped_seeds, shipped_weights, weights_dir  # noqa: F401  (re-exported)
+from lstmcor.data.resources import shipped_seeds, shipped_variants, shipped_weights, weights_dir  # noqa: F401  (re-exported)
 
 
 def check_registration_model(model, source: str = "the model") -> keras.Model:

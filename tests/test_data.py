@@ -437,3 +437,25 @@ def test_data_is_found_from_a_regular_install(tmp_path, monkeypatch):
     assert D.default_data_path() == missing
     with pytest.raises(FileNotFoundError, match="LSTMCOR_DATA_DIR"):
         D.load_default()
+
+
+def test_shipped_weights_and_variants_by_budget(tmp_path, monkeypatch):
+    """``data/weights`` and its ``quick/`` folder are looked up apart; a wrong budget or name says
+    what exists."""
+    from lstmcor.data.resources import shipped_variants, shipped_weights
+
+    (tmp_path / "quick").mkdir()
+    for name in ("voxelmorph", "quick/voxelmorph", "quick/voxelmorph_diffeo", "quick/lstmcor_ncc"):
+        (tmp_path / f"{name}.keras").write_bytes(b"")
+    (tmp_path / "quick" / "notes.txt").write_text("not a model")
+    monkeypatch.setenv("LSTMCOR_WEIGHTS_DIR", str(tmp_path))
+    assert shipped_weights("voxelmorph") == tmp_path / "voxelmorph.keras"
+    assert shipped_weights("voxelmorph", budget="quick") == tmp_path / "quick" / "voxelmorph.keras"
+    assert shipped_variants("quick") == {"lstmcor_ncc": tmp_path / "quick" / "lstmcor_ncc.keras",
+                                         "voxelmorph": tmp_path / "quick" / "voxelmorph.keras",
+                                         "voxelmorph_diffeo": tmp_path / "quick" / "voxelmorph_diffeo.keras"}
+    assert list(shipped_variants(None)) == ["voxelmorph"]
+    with pytest.raises(FileNotFoundError, match=r"'voxelmorph_diffeo'.*available: \['voxelmorph'\]"):
+        shipped_weights("voxelmorph_diffeo")
+    with pytest.raises(ValueError, match="unknown training budget 'paper'"):
+        shipped_variants("paper")

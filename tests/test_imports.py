@@ -32,13 +32,16 @@ def _run(code: str, timeout: int = 300) -> str:
 
 
 def _shipped() -> list[str]:
-    return sorted(str(p) for p in (ROOT / "data" / "weights").glob("*.keras"))
+    """Every shipped model: ``data/weights`` and its budget folders (``quick/``)."""
+    return sorted(str(p) for p in (ROOT / "data" / "weights").rglob("*.keras"))
 
 
 def test_lstmcor_starts_no_backend_then_keras_loads_every_shipped_model_in_one_call():
     """One fresh interpreter (a Keras import is the cost here): ``import lstmcor`` alone starts no
     backend; ``import keras`` after it, ``keras.saving.load_model(path, safe_mode=True)`` loads every
-    shipped model, and ``lstmcor.load_model(path)`` gives the same weights in one call."""
+    shipped model, and ``lstmcor.load_model(path)`` gives the same weights in one call. Each model
+    integrates a velocity exactly when its ``.state.json`` says it was trained with
+    ``integration_steps`` > 0 (chapter 09 names the shipped variants from that file)."""
     paths = _shipped()
     assert len(paths) >= 2
     out = _run(f"""
@@ -49,7 +52,8 @@ def test_lstmcor_starts_no_backend_then_keras_loads_every_shipped_model_in_one_c
         import numpy as np
         for path in {paths!r}:
             model = keras.saving.load_model(path, safe_mode=True)
-            print(model.name, [tuple(t.shape) for t in model.outputs][1])
+            steps = [layer.steps for layer in model.layers if type(layer).__name__ == "IntegrateVelocity"]
+            print(model.name, steps, [tuple(t.shape) for t in model.outputs][1])
         b = lstmcor.load_model(path)
         assert all(np.array_equal(x, y) for x, y in zip(model.get_weights(), b.get_weights()))
         print(type(b).__name__, len(b.get_weights()))
@@ -58,6 +62,11 @@ def test_lstmcor_starts_no_backend_then_keras_loads_every_shipped_model_in_one_c
     assert len(lines) == len(paths) + 1
     assert all(line.endswith("(None, 160, 192, 2)") for line in lines[:-1]), out
     assert lines[-1].startswith("Functional")
+    for path, line in zip(paths, lines):
+        state = Path(path).with_suffix(".state.json")
+        if state.is_file():
+            steps = json.loads(state.read_text()).get("model_options", {}).get("integration_steps", 0)
+            assert ("[]" if not steps else f"[{steps}]") in line, (path, line)
 
 
 def test_exports_keep_their_meaning_whatever_is_imported():

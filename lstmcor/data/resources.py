@@ -52,16 +52,50 @@ def weights_dir() -> Path:
     return Path(env) if env else find_in_repository("data", "weights")
 
 
-def shipped_weights(name: str) -> Path:
-    """Path of a shipped model, e.g. ``shipped_weights("lstmcor")`` -> ``data/weights/lstmcor.keras``."""
-    path = weights_dir() / f"{name}.keras"
+BUDGETS = ("quick",)
+"""Sub-folders of ``data/weights`` holding models trained with a smaller budget than the
+folder's own (``quick``: the notebooks' ``quick`` preset, for chapter 09's variants)."""
+
+
+def _budget_dir(budget: str | None) -> Path:
+    if budget is None:
+        return weights_dir()
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown training budget {budget!r}: use None (data/weights) or one of {list(BUDGETS)}")
+    return weights_dir() / budget
+
+
+def shipped_weights(name: str, budget: str | None = None) -> Path:
+    """Path of a shipped model, e.g. ``shipped_weights("lstmcor")`` -> ``data/weights/lstmcor.keras``.
+
+    Args:
+        name: the file's stem, e.g. ``"lstmcor"`` or ``"voxelmorph_diffeo"``.
+        budget: None for ``data/weights``; ``"quick"`` for ``data/weights/quick`` (models trained
+            with the ``quick`` preset, the budget of a classroom CPU).
+
+    Example:
+        >>> shipped_weights("voxelmorph_diffeo", budget="quick").parent.name
+        'quick'
+    """
+    folder = _budget_dir(budget)
+    path = folder / f"{name}.keras"
     if not path.is_file():
-        available = sorted(p.stem for p in weights_dir().glob("*.keras"))
+        available = sorted(p.stem for p in folder.glob("*.keras"))
         raise FileNotFoundError(
-            f"no shipped weights named {name!r} in '{weights_dir()}' (available: {available or 'none'}); "
+            f"no shipped weights named {name!r} in '{folder}' (available: {available or 'none'}); "
             "train one with `lstmcor train` and pass its model.keras instead."
         )
     return path
+
+
+def shipped_variants(budget: str | None = "quick") -> dict[str, Path]:
+    """Every model shipped with one budget, by file stem, sorted by name.
+
+    Example:
+        >>> "voxelmorph_diffeo" in shipped_variants("quick")
+        True
+    """
+    return {p.stem: p for p in sorted(_budget_dir(budget).glob("*.keras"))}
 
 
 _SEEDED = re.compile(r"^(?P<variant>.+?)(?:_seed(?P<seed>\d+))?$")
