@@ -484,13 +484,14 @@ def shipped_variant(path):
     return name, state
 
 
-shipped_quick, quick_states = {}, {}
+quick_files = {}                                 # display name -> (path, settings)
 for path in lstmcor.shipped_variants("quick").values():
     name, state = shipped_variant(path)
-    shipped_quick[name] = lstmcor.load_model(path)
-    quick_states[name] = state
-shipped_quick = {variant_name(*v): shipped_quick[variant_name(*v)] for v in ALL_VARIANTS if variant_name(*v) in shipped_quick}
-missing = [variant_name(*v) for v in ALL_VARIANTS if variant_name(*v) not in shipped_quick]
+    quick_files[name] = (path, state)
+ORDER = [variant_name(*v) for v in ALL_VARIANTS]
+shipped_quick = {name: lstmcor.load_model(quick_files[name][0]) for name in ORDER if name in quick_files}
+quick_states = {name: quick_files[name][1] for name in shipped_quick}
+missing = [name for name in ORDER if name not in quick_files]
 for name in shipped_quick:
     st = quick_states[name]
     print(f"[{PRESET}] shipped {name:34s}: {st['epochs_done'] * st['steps_per_epoch']} steps of {st['batch_size']} pairs, "

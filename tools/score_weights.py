@@ -60,7 +60,7 @@ def score_one(variant: str, seed: int, path: str, data: str, n_pairs: int, pair_
         _DATA[data] = load_dataset(data)
     ev = evaluate({variant: path}, _DATA[data], "test", n_pairs, seed=pair_seed, timing_runs=timing_runs,
                   progress=False)
-    state = Path(path).parent / (Path(path).name.removesuffix(".keras") + ".state.json")
+    state = Path(path).with_suffix(".state.json")
     epochs = json.loads(state.read_text()).get("epochs_done", "") if state.is_file() else ""
     rows, _ = seed_scores(ev, {"identity": ("identity", 0), variant: (variant, seed)})
     pairs = []

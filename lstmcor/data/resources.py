@@ -80,7 +80,7 @@ def shipped_weights(name: str, budget: str | None = None) -> Path:
     folder = _budget_dir(budget)
     path = folder / f"{name}.keras"
     if not path.is_file():
-        available = sorted(p.stem for p in folder.glob("*.keras"))
+        available = list(shipped_variants(budget))
         raise FileNotFoundError(
             f"no shipped weights named {name!r} in '{folder}' (available: {available or 'none'}); "
             "train one with `lstmcor train` and pass its model.keras instead."
