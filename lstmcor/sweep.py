@@ -10,7 +10,12 @@ all of them on the same seeded test pairs, and writes
 - ``table.md``: mean +/- std over seeds per variant;
 - ``tests.md``: for each variant against the reference (the first one), the difference of mean
   Dice with its seed-to-seed std, and a paired Wilcoxon signed-rank test over the test pairs of
-  the per-pair Dice averaged over seeds (``scipy.stats.wilcoxon``).
+  the per-pair Dice averaged over seeds (``scipy.stats.wilcoxon``);
+- ``lambda.md``, when several smoothness weights are swept (``lams``): the weight with the highest
+  mean Dice for each network, with its folding beside it (:func:`choose_lambda`).
+
+Lambda is chosen on the validation split (``split="val"``) and reported on the test split: a weight
+picked by its test score would flatter the test score.
 
 Example:
     >>> from lstmcor.sweep import variants
@@ -61,6 +66,46 @@ class SweepResult:
     table: str
     tests: str
     out: Path
+    choice: str = ""
+
+
+def lambda_variants(names: list[str], lams: list[float] | None) -> dict[str, tuple[str, float | None]]:
+    """``run name -> (variant, lambda)``: with two or more weights each variant is trained once per
+    weight and named ``<variant>_lam<lambda>``; with one (or none) the names stay as they are.
+
+    Example:
+        >>> lambda_variants(["voxelmorph"], [0.3, 1.0])
+        {'voxelmorph_lam0.3': ('voxelmorph', 0.3), 'voxelmorph_lam1': ('voxelmorph', 1.0)}
+    """
+    lams = list(lams or [])
+    if any(not np.isfinite(lam) or lam < 0 for lam in lams):
+        raise ValueError(f"every smoothness weight lambda must be a finite number >= 0, got {lams}.")
+    if len(set(lams)) != len(lams):
+        raise ValueError(f"a smoothness weight is given twice in {lams}: give each once.")
+    if len(lams) < 2:
+        return {name: (name, lams[0] if lams else None) for name in names}
+    return {f"{name}_lam{lam:g}": (name, lam) for name in names for lam in lams}
+
+
+def choose_lambda(rows: list[dict], lams: dict[str, tuple[str, float | None]], split: str = "test") -> str:
+    """Markdown: for each variant swept over several weights, the lambda of highest mean Dice over
+    seeds, with its folding; the rows are those of :func:`seed_scores` (``variant`` is the run name).
+
+    Dice decides (as VoxelMorph chose its weights); folding is printed beside it because a weaker
+    regulariser buys Dice with folds, which the diffeomorphic variants avoid by construction.
+    """
+    lines = []
+    for variant in dict.fromkeys(v for v, lam in lams.values() if lam is not None):
+        names = [n for n, (v, lam) in lams.items() if v == variant]
+        if len(names) < 2:
+            continue
+        mean = {n: {m: float(np.mean([r[m] for r in rows if r["variant"] == n])) for m in ("dice", "folding")}
+                for n in names}
+        best = max(names, key=lambda n: mean[n]["dice"])
+        others = ", ".join(f"{lams[n][1]:g}: {mean[n]['dice']:.4f}" for n in names if n != best)
+        lines.append(f"- {variant}: lambda {lams[best][1]:g} has the highest mean Dice on the {split} split, "
+                     f"{mean[best]['dice']:.4f} (folding {mean[best]['folding']:.3f} %); the others {others}.")
+    return "\n".join(lines)
 
 
 def _complete(run: Path, epochs: int) -> bool:
@@ -76,7 +121,8 @@ def _complete(run: Path, epochs: int) -> bool:
 def sweep(models: list[str], seeds: list[int], ablations: list[str] | None = None, preset: str = "quick",
           data: str | os.PathLike | RegistrationSet = "default", out: str | os.PathLike = "runs/sweep",
           n_pairs: int = 32, train_options: dict | None = None, progress: bool = True,
-          model_options: dict | None = None) -> SweepResult:
+          model_options: dict | None = None, lams: list[float] | None = None,
+          split: str = "test") -> SweepResult:
     """Train every variant with every seed, score them on the same test pairs, write the tables.
 
     Args:
@@ -90,6 +136,9 @@ def sweep(models: list[str], seeds: list[int], ablations: list[str] | None = Non
         progress: print one line per run.
         model_options: builder arguments given to every variant, over its own (e.g.
             ``{"integration_steps": 7}`` to compare the diffeomorphic versions of all of them).
+        lams: smoothness weights; two or more train every variant once per weight
+            (:func:`lambda_variants`) and write the choice to ``lambda.md`` (:func:`choose_lambda`).
+        split: the split scored, ``"test"`` or ``"val"`` (to choose lambda without seeing the test pairs).
     """
     from lstmcor.evaluation import evaluate
     from lstmcor.saving import load_model
@@ -98,19 +147,26 @@ def sweep(models: list[str], seeds: list[int], ablations: list[str] | None = Non
 
     if not seeds:
         raise ValueError("give at least one seed (three or more for a spread).")
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}.")
+    if lams and "lam" in (train_options or {}):
+        raise ValueError("give lambda once: either lams or train_options['lam'], not both.")
+    specs = variants(models, ablations)
+    runs = lambda_variants(list(specs), lams)
     out = Path(out)
     dataset = data if isinstance(data, RegistrationSet) else load_dataset(data)
     epochs = int((train_options or {}).get("epochs") or PRESETS[preset]["epochs"])
     table_rows, per_pair = [], {}
-    for name, (model, options) in variants(models, ablations).items():
+    for name, (variant, lam) in runs.items():
+        model, options = specs[variant]
         options = {**options, **(model_options or {})}
+        given = {**(train_options or {}), **({"lam": lam} if lam is not None else {})}
         for seed in seeds:
             run = out / f"{name}-s{seed}"
             if not _complete(run, epochs):
                 resume = (run / "state.json").is_file()
-                train(model, preset, dataset, run, seed=seed, model_options=options, resume=resume, verbose=0,
-                      **(train_options or {}))
-            scored = evaluate({name: load_model(run / "model.keras")}, dataset, "test", n_pairs, seed=0,
+                train(model, preset, dataset, run, seed=seed, model_options=options, resume=resume, verbose=0, **given)
+            scored = evaluate({name: load_model(run / "model.keras")}, dataset, split, n_pairs, seed=0,
                               timing_runs=3, progress=False)
             rows, dice = seed_scores(scored, {name: (name, seed)})
             table_rows += rows
@@ -118,7 +174,8 @@ def sweep(models: list[str], seeds: list[int], ablations: list[str] | None = Non
             row = rows[0]
             if progress:
                 print(f"sweep: {name} seed {seed}: Dice {row['dice']:.4f}, folding {row['folding']:.3f} %")
-    result = SweepResult(table_rows, seed_table(table_rows), paired_tests(per_pair, seeds), out)
+    result = SweepResult(table_rows, seed_table(table_rows), paired_tests(per_pair, seeds), out,
+                         choose_lambda(table_rows, runs, split))
     write(result)
     return result
 
@@ -241,4 +298,6 @@ def write(result: SweepResult) -> Path:
         writer.writerows(result.runs)
     (result.out / "table.md").write_text(result.table + "\n")
     (result.out / "tests.md").write_text(result.tests + "\n")
+    if result.choice:
+        (result.out / "lambda.md").write_text(result.choice + "\n")
     return result.out

@@ -1,11 +1,13 @@
 """Seed sweeps: the tables' numbers against hand computations, and one tiny sweep end to end."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy.stats import wilcoxon
 
-from lstmcor.sweep import MEASURES, paired_tests, seed_table, sweep, variants
+from lstmcor.sweep import MEASURES, choose_lambda, lambda_variants, paired_tests, seed_table, sweep, variants
 
 
 def test_variants_table():
@@ -17,6 +19,34 @@ def test_variants_table():
         variants(["lstmcor"], ["wings"])
     with pytest.raises(ValueError, match="unknown model"):
         variants(["unet"])
+
+
+@pytest.mark.parametrize("lams, expected", [
+    (None, {"voxelmorph": ("voxelmorph", None)}),
+    ([0.02], {"voxelmorph": ("voxelmorph", 0.02)}),          # one weight: the name stays
+    ([0.3, 1.0, 3.0], {"voxelmorph_lam0.3": ("voxelmorph", 0.3), "voxelmorph_lam1": ("voxelmorph", 1.0),
+                       "voxelmorph_lam3": ("voxelmorph", 3.0)}),
+])
+def test_lambda_variants_table(lams, expected):
+    assert lambda_variants(["voxelmorph"], lams) == expected
+
+
+@pytest.mark.parametrize("lams, words", [([0.1, 0.1], "given twice"), ([-1.0, 1.0], ">= 0"),
+                                         ([float("nan"), 1.0], "finite")])
+def test_lambda_variants_refuses(lams, words):
+    with pytest.raises(ValueError, match=words):
+        lambda_variants(["voxelmorph"], lams)
+
+
+def test_choose_lambda_is_the_highest_mean_dice_over_seeds():
+    runs = lambda_variants(["voxelmorph"], [0.3, 1.0, 3.0])
+    dice = {"voxelmorph_lam0.3": [0.70, 0.74], "voxelmorph_lam1": [0.73, 0.73], "voxelmorph_lam3": [0.71, 0.72]}
+    rows = [{"variant": n, "seed": s, "dice": d, "folding": 0.5 * s} for n, ds in dice.items() for s, d in enumerate(ds)]
+    # means: 0.72, 0.73, 0.715 -> lambda 1, whose folding is the mean of 0 and 0.5
+    line = choose_lambda(rows, runs, "val")
+    assert line == ("- voxelmorph: lambda 1 has the highest mean Dice on the val split, 0.7300 (folding 0.250 %); "
+                    "the others 0.3: 0.7200, 3: 0.7150.")
+    assert choose_lambda(rows[:2], lambda_variants(["voxelmorph"], [0.3]), "val") == ""  # one weight: no choice
 
 
 def test_seed_table_is_mean_and_sample_std():
@@ -49,6 +79,23 @@ def test_a_tiny_sweep_end_to_end_and_resumes(tmp_path, tiny):
     again = sweep(["voxelmorph"], [0, 1], preset="ci", data=tiny, out=tmp_path, n_pairs=4, progress=False)
     assert (tmp_path / "voxelmorph-s0" / "model.keras").stat().st_mtime_ns == stamp  # complete runs are kept
     assert [r["dice"] for r in again.runs] == [r["dice"] for r in result.runs]
+
+
+@pytest.mark.slow
+def test_a_tiny_lambda_sweep_on_the_validation_split(tmp_path, tiny):
+    result = sweep(["voxelmorph"], [0], preset="ci", data=tiny, out=tmp_path, n_pairs=3, progress=False,
+                   lams=[0.0, 10.0], split="val")
+    assert [r["variant"] for r in result.runs] == ["voxelmorph_lam0", "voxelmorph_lam10"]
+    for run, lam in (("voxelmorph_lam0-s0", 0.0), ("voxelmorph_lam10-s0", 10.0)):
+        assert json.loads((tmp_path / run / "state.json").read_text())["lambda"] == lam
+    best = max(result.runs, key=lambda r: r["dice"])["variant"].removeprefix("voxelmorph_lam")
+    assert (tmp_path / "lambda.md").read_text().startswith(f"- voxelmorph: lambda {best} has the highest mean "
+                                                           "Dice on the val split")
+    with pytest.raises(ValueError, match="split must be 'test' or 'val'"):
+        sweep(["voxelmorph"], [0], data=tiny, out=tmp_path / "x", split="train")
+    with pytest.raises(ValueError, match="give lambda once"):
+        sweep(["voxelmorph"], [0], data=tiny, out=tmp_path / "x", lams=[1.0], train_options={"lam": 1.0})
+    assert not (tmp_path / "x").exists()
 
 
 def test_shipped_seeds_reads_the_names_train_weights_sh_writes(tmp_path, monkeypatch):

@@ -16,7 +16,8 @@ def test_help_explains_and_shows_examples(capsys):
     assert stop.value.code == 0
     out = capsys.readouterr().out
     for words in ("--models", "--seeds", "--ablations", "--integration-steps", "seed-to-seed", "examples:",
-                  "lstmcor sweep --models voxelmorph lstmcor --seeds 0 1 2", "tests.md", "no_funnel"):
+                  "lstmcor sweep --models voxelmorph lstmcor --seeds 0 1 2", "tests.md", "no_funnel",
+                  "--split val", "lambda.md", "--lam 0.3 1 3"):
         assert words in out, words
     with pytest.raises(SystemExit):
         main(["--help"])
@@ -47,17 +48,21 @@ def test_the_flags_reach_sweep(tmp_path, monkeypatch, capsys):
     out = tmp_path / "s"
     assert main(["sweep", "--models", "voxelmorph", "lstmcor", "--seeds", "0", "1", "--ablations", "conv",
                  "--preset", "ci", "--out", str(out), "--pairs", "4", "--lr", "0.001", "--loss", "ncc",
-                 "--integration-steps", "7"]) == 0
+                 "--integration-steps", "7", "--lam", "0.3", "1", "--split", "val"]) == 0
     assert seen["models"] == ["voxelmorph", "lstmcor"] and seen["seeds"] == [0, 1] and seen["ablations"] == ["conv"]
     assert seen["preset"] == "ci" and seen["n_pairs"] == 4 and Path(seen["out"]) == out
     assert seen["train_options"] == {"learning_rate": 0.001, "loss": "ncc"}  # only the flags given
     assert seen["model_options"] == {"integration_steps": 7}
+    assert seen["lams"] == [0.3, 1.0] and seen["split"] == "val"
     printed = capsys.readouterr().out
     assert "| variant | table |" in printed and "| variant - voxelmorph | tests |" in printed
     assert f"results written to {out}" in printed
     assert main(["sweep", "--models", "voxelmorph", "--seeds", "0", "--integration-steps", "-1", "--out",
                  str(out)]) == 2
     assert "--integration-steps must be 0 or more" in capsys.readouterr().err
+    assert main(["sweep", "--models", "voxelmorph", "--seeds", "0", "--lam", "1", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "given twice" in err, err
 
 
 def test_sweep_model_options_go_to_every_variant(tmp_path, monkeypatch):

@@ -197,19 +197,21 @@ def _register(args) -> int:
 
 
 def _sweep(args) -> int:
-    from lstmcor.sweep import sweep, variants
+    from lstmcor.sweep import lambda_variants, sweep, variants
 
     variants(args.models, args.ablations)  # an unknown ablation is named before anything is trained
+    lambda_variants(args.models, args.lam)  # and a negative or repeated lambda
     model_options = {}
     if args.integration_steps is not None:
         if args.integration_steps < 0:
             raise ValueError(f"--integration-steps must be 0 or more, got {args.integration_steps}.")
         model_options["integration_steps"] = args.integration_steps
-    given = {"learning_rate": args.lr, "lam": args.lam, "loss": args.loss}
+    given = {"learning_rate": args.lr, "loss": args.loss}
     out = Path(args.out) if args.out else _default_evaluation_folder("sweep")
     result = sweep(args.models, args.seeds, args.ablations, preset=args.preset, data=args.data, out=out,
                    n_pairs=args.pairs or None, train_options={k: v for k, v in given.items() if v is not None},
-                   model_options=model_options or None)
-    print(f"\n{result.table}\n\n{result.tests}")
-    print(f"\nresults written to {out}: runs.csv (per run), table.md, tests.md; runs in {out}/<variant>-s<seed>")
+                   model_options=model_options or None, lams=args.lam, split=args.split)
+    print(f"\n{result.table}\n\n{result.tests}" + (f"\n\n{result.choice}" if result.choice else ""))
+    written = "runs.csv (per run), table.md, tests.md" + (", lambda.md" if result.choice else "")
+    print(f"\nresults written to {out}: {written}; runs in {out}/<variant>-s<seed>")
     return 0

@@ -40,12 +40,15 @@ EPILOG_SWEEP = """examples:
   lstmcor sweep --models lstmcor --seeds 0 1 2 --ablations no_funnel conv --out runs/ablations
   lstmcor sweep --models voxelmorph lstmcor --seeds 0 1 2 --integration-steps 7
   lstmcor sweep --models voxelmorph --seeds 0 1 --preset ci --pairs 2 --out runs/sweep-ci  # seconds
+  lstmcor sweep --models voxelmorph --seeds 0 --loss ncc --lam 0.3 1 3 --split val   # choose lambda
 
 Each variant is trained once per seed, in <out>/<variant>-s<seed>, then all are scored on the same
 seeded test pairs. Written to --out: runs.csv (one row per variant and seed), table.md (mean +/- std
 over seeds) and tests.md (each variant against the first: difference of mean Dice, its seed-to-seed
-std, Wilcoxon p over the test pairs). Run the same command again to continue a stopped sweep: the
-finished runs are kept, an unfinished one is resumed.
+std, Wilcoxon p over the test pairs), and lambda.md when several --lam are swept. Choose lambda
+with --split val (the validation pairs), so that the test pairs stay unseen until the report. Run
+the same command again to continue a stopped sweep: the finished runs are kept, an unfinished one
+is resumed.
 """
 
 
@@ -161,7 +164,11 @@ def _sweep_parser(sub) -> None:
     sw.add_argument("--pairs", type=int, default=32,
                     help="seeded test pairs scored for every run, the same for all (default 32; 0 = all)")
     sw.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {LEARNING_RATE:g})")
-    sw.add_argument("--lam", type=float, default=None, help=f"smoothness weight lambda (default {LAMBDA:g})")
+    sw.add_argument("--lam", type=float, nargs="+", default=None, metavar="LAM",
+                    help=f"smoothness weight lambda (default {LAMBDA:g}); two or more train every variant once "
+                         "per weight and write the one of highest Dice to lambda.md")
+    sw.add_argument("--split", choices=("test", "val"), default="test",
+                    help="split scored (default test); choose lambda on val, then report on test")
     sw.add_argument("--loss", choices=LOSSES, default=None, help="image term: mse (default) or ncc")
     sw.add_argument("--integration-steps", type=int, default=None, metavar="N",
                     help="0 (default): displacement as in the paper; N > 0: a velocity integrated in N steps, "
