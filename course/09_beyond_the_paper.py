@@ -459,7 +459,9 @@ display(Markdown(
 #   nothing, and at $10^{-4}$ short budgets hardly leave the identity.
 # - **$\lambda$ per similarity.** MSE keeps the course's $\lambda = 0.01$. NCC lies in $[-1, 0]$ and
 #   its gradients are of another size, so it gets VoxelMorph's advice for cross-correlation,
-#   $\lambda = 1$ {cite:p}`balakrishnan2019voxelmorph`.
+#   $\lambda = 1$ {cite:p}`balakrishnan2019voxelmorph`. `lstmcor sweep --models voxelmorph --seeds 0
+#   --loss ncc --lam 0.3 1 3 --split val` checks such a choice on validation pairs; {doc}`../readings`
+#   (*Weight λ*) gives what it measured.
 # - **Twins start alike.** Every variant is seeded the same way, so the plain and the
 #   diffeomorphic form of a network start from the same weights.
 # :::
