@@ -41,7 +41,8 @@ def test_lambda_variants_refuses(lams, words):
 def test_choose_lambda_is_the_highest_mean_dice_over_seeds():
     runs = lambda_variants(["voxelmorph"], [0.3, 1.0, 3.0])
     dice = {"voxelmorph_lam0.3": [0.70, 0.74], "voxelmorph_lam1": [0.73, 0.73], "voxelmorph_lam3": [0.71, 0.72]}
-    rows = [{"variant": n, "seed": s, "dice": d, "folding": 0.5 * s} for n, ds in dice.items() for s, d in enumerate(ds)]
+    rows = [{"variant": n, "seed": s, "dice": d, "folding": 0.5 * s}
+            for n, ds in dice.items() for s, d in enumerate(ds)]
     # means: 0.72, 0.73, 0.715 -> lambda 1, whose folding is the mean of 0 and 0.5
     line = choose_lambda(rows, runs, "val")
     assert line == ("- voxelmorph: lambda 1 has the highest mean Dice on the val split, 0.7300 (folding 0.250 %); "
