@@ -28,6 +28,8 @@ LEARNING_RATE = 1e-3
 LAMBDA = 0.01
 #: The image similarity of the loss: the paper's MSE (Eq. 21), or local normalised cross-correlation.
 LOSSES: tuple[str, ...] = ("mse", "ncc")
+#: The splits a sweep may score: the test pairs, or the validation pairs to choose lambda on.
+SWEEP_SPLITS: tuple[str, ...] = ("test", "val")
 
 #: LSTM-COR's ablation switches: builder argument -> (its value in the paper, command-line flag,
 #: the flag's value that switches the addition off, help).

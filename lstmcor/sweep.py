@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmcor.data import RegistrationSet, load_dataset
-from lstmcor.settings import ABLATION_RUNS, MODEL_NAMES
+from lstmcor.settings import ABLATION_RUNS, MODEL_NAMES, SWEEP_SPLITS
 
 MEASURES = ("dice", "hd95", "folding", "sdlogj", "mse")
 
@@ -87,23 +87,24 @@ def lambda_variants(names: list[str], lams: list[float] | None) -> dict[str, tup
     return {f"{name}_lam{lam:g}": (name, lam) for name in names for lam in lams}
 
 
-def choose_lambda(rows: list[dict], lams: dict[str, tuple[str, float | None]], split: str = "test") -> str:
+def choose_lambda(rows: list[dict], runs: dict[str, tuple[str, float | None]], split: str = "test") -> str:
     """Markdown: for each variant swept over several weights, the lambda of highest mean Dice over
-    seeds, with its folding; the rows are those of :func:`seed_scores` (``variant`` is the run name).
+    seeds, with its folding; the rows are those of :func:`seed_scores` (``variant`` is the run name),
+    ``runs`` is :func:`lambda_variants`'s mapping of run name to ``(variant, lambda)``.
 
     Dice decides (as VoxelMorph chose its weights); folding is printed beside it because a weaker
     regulariser buys Dice with folds, which the diffeomorphic variants avoid by construction.
     """
     lines = []
-    for variant in dict.fromkeys(v for v, lam in lams.values() if lam is not None):
-        names = [n for n, (v, lam) in lams.items() if v == variant]
+    for variant in dict.fromkeys(v for v, lam in runs.values() if lam is not None):
+        names = [n for n, (v, lam) in runs.items() if v == variant]
         if len(names) < 2:
             continue
         mean = {n: {m: float(np.mean([r[m] for r in rows if r["variant"] == n])) for m in ("dice", "folding")}
                 for n in names}
         best = max(names, key=lambda n: mean[n]["dice"])
-        others = ", ".join(f"{lams[n][1]:g}: {mean[n]['dice']:.4f}" for n in names if n != best)
-        lines.append(f"- {variant}: lambda {lams[best][1]:g} has the highest mean Dice on the {split} split, "
+        others = ", ".join(f"{runs[n][1]:g}: {mean[n]['dice']:.4f}" for n in names if n != best)
+        lines.append(f"- {variant}: lambda {runs[best][1]:g} has the highest mean Dice on the {split} split, "
                      f"{mean[best]['dice']:.4f} (folding {mean[best]['folding']:.3f} %); the others {others}.")
     return "\n".join(lines)
 
@@ -147,7 +148,7 @@ def sweep(models: list[str], seeds: list[int], ablations: list[str] | None = Non
 
     if not seeds:
         raise ValueError("give at least one seed (three or more for a spread).")
-    if split not in ("test", "val"):
+    if split not in SWEEP_SPLITS:
         raise ValueError(f"split must be 'test' or 'val', got {split!r}.")
     if lams and "lam" in (train_options or {}):
         raise ValueError("give lambda once: either lams or train_options['lam'], not both.")

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from lstmcor.settings import ABLATION_RUNS, ABLATIONS, LAMBDA, LEARNING_RATE, LOSSES, MODEL_NAMES, PRESET_NAMES
+from lstmcor.settings import (ABLATION_RUNS, ABLATIONS, LAMBDA, LEARNING_RATE, LOSSES, MODEL_NAMES, PRESET_NAMES,
+                              SWEEP_SPLITS)
 
 EPILOG_TRAIN = """examples:
   lstmcor train --model lstmcor --preset quick                 # into a new runs/lstmcor-quick-<date-time>
@@ -162,12 +163,12 @@ def _sweep_parser(sub) -> None:
     sw.add_argument("--out", default=None,
                     help="sweep folder (default: a new runs/sweep-<YYYYmmdd-HHMMSS>); an existing one is continued")
     sw.add_argument("--pairs", type=int, default=32,
-                    help="seeded test pairs scored for every run, the same for all (default 32; 0 = all)")
+                    help="seeded pairs of --split scored for every run, the same for all (default 32; 0 = all)")
     sw.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {LEARNING_RATE:g})")
     sw.add_argument("--lam", type=float, nargs="+", default=None, metavar="LAM",
                     help=f"smoothness weight lambda (default {LAMBDA:g}); two or more train every variant once "
                          "per weight and write the one of highest Dice to lambda.md")
-    sw.add_argument("--split", choices=("test", "val"), default="test",
+    sw.add_argument("--split", choices=SWEEP_SPLITS, default="test",
                     help="split scored (default test); choose lambda on val, then report on test")
     sw.add_argument("--loss", choices=LOSSES, default=None, help="image term: mse (default) or ncc")
     sw.add_argument("--integration-steps", type=int, default=None, metavar="N",
