@@ -286,7 +286,8 @@ def paired_tests(per_pair: dict[tuple[str, int], np.ndarray], seeds: list[int]) 
         mine = np.mean([per_pair[(name, s)] for s in seeds], axis=0)
         ok = np.isfinite(mine) & np.isfinite(ref)
         p = float(wilcoxon(mine[ok], ref[ok]).pvalue) if ok.sum() > 0 and np.any(mine[ok] != ref[ok]) else 1.0
-        lines.append(f"| {name} | {diffs.mean():+.4f} | {std:.4f} | {'yes' if exceeds else 'no'} | {p:.3g} |")
+        verdict = ("yes" if exceeds else "no") if np.isfinite(std) else "n/a (one seed)"
+        lines.append(f"| {name} | {diffs.mean():+.4f} | {std:.4f} | {verdict} | {p:.3g} |")
     return "\n".join(lines)
 
 

@@ -70,6 +70,15 @@ def test_paired_tests_by_hand():
     assert float(cells[4]) == pytest.approx(expected_p, rel=1e-2)
 
 
+def test_paired_tests_with_one_seed_cannot_say():
+    base = np.linspace(0.5, 0.7, 12)
+    per_pair = {("ref", 0): base, ("better", 0): base + 0.05}
+    line = [row for row in paired_tests(per_pair, [0]).splitlines() if row.startswith("| better")][0]
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    # one seed: no seed-to-seed spread, so the table cannot say the gap exceeds it (nor that it does not)
+    assert cells[1] == "+0.0500" and cells[2] == "nan" and cells[3] == "n/a (one seed)"
+
+
 @pytest.mark.slow
 def test_a_tiny_sweep_end_to_end_and_resumes(tmp_path, tiny):
     result = sweep(["voxelmorph"], [0, 1], preset="ci", data=tiny, out=tmp_path, n_pairs=4, progress=False)
