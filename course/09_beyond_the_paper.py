@@ -71,7 +71,7 @@ from lstmcor.models import build_lstmcor, build_voxelmorph
 from lstmcor.plots import live_view, plot_grid
 from lstmcor.registration import register
 from lstmcor.runtime import device_name
-from lstmcor.settings import LAMBDA, LEARNING_RATE, PRESETS
+from lstmcor.settings import LAMBDAS, LEARNING_RATE, PRESETS
 from lstmcor.training import compile_model
 from lstmcor.transform import IntegrateVelocity, integrate, warp
 
@@ -457,18 +457,19 @@ display(Markdown(
 # - **The course's learning rate** (`lstmcor.settings.LEARNING_RATE`, $10^{-3}$; {doc}`../readings`
 #   says how it was measured) for every variant: a comparison of networks that have not moved says
 #   nothing, and at $10^{-4}$ short budgets hardly leave the identity.
-# - **$\lambda$ per similarity.** MSE keeps the course's $\lambda = 0.01$. NCC lies in $[-1, 0]$ and
-#   its gradients are of another size, so it gets VoxelMorph's advice for cross-correlation,
-#   $\lambda = 1$ {cite:p}`balakrishnan2019voxelmorph`. `lstmcor sweep --models voxelmorph --seeds 0
-#   --loss ncc --lam 0.3 1 3 --split val` checks such a choice on validation pairs; {doc}`../readings`
-#   (*Weight λ*) gives what it measured.
+# - **$\lambda$ per similarity** (`lstmcor.settings.LAMBDAS`, the default of `lstmcor train`). MSE
+#   keeps the course's $\lambda = 0.01$. NCC lies in $[-1, 0]$ and its gradients are of another size,
+#   so it gets its own weight, chosen by measurement: `lstmcor sweep --models voxelmorph --seeds 0
+#   --loss ncc --lam 0.3 1 3 --split val` trains one network per weight and keeps the one of highest
+#   Dice on validation pairs, which was 0.3 rather than VoxelMorph's advice of 1
+#   {cite:p}`balakrishnan2019voxelmorph`; {doc}`../readings` (*Weight λ*) gives the measurement.
 # - **Twins start alike.** Every variant is seeded the same way, so the plain and the
 #   diffeomorphic form of a network start from the same weights.
 # :::
 
 # %%
 LEARNING_RATE_09 = LEARNING_RATE
-LAMBDAS_09 = {"mse": LAMBDA, "ncc": 1.0}
+LAMBDAS_09 = dict(LAMBDAS)
 BUILDERS = {"VoxelMorph": build_voxelmorph, "LSTM-COR": build_lstmcor}
 ALL_VARIANTS = [(net, steps, loss) for net in BUILDERS for steps in (0, 7) for loss in ("mse", "ncc")]
 NETWORK_NAMES = {"voxelmorph": "VoxelMorph", "lstmcor": "LSTM-COR"}
@@ -559,8 +560,8 @@ def findings(ev, names, trained_here):
                 and ev.summary[b]["sdlogj_mean"] < ev.summary[a]["sdlogj_mean"]:
             lines.append(f"- Against what one might expect, NCC does not beat MSE for {b.rsplit(',', 1)[0]} here. Its "
                          f"field is also more even (SDlogJ {ev.summary[b]['sdlogj_mean']:.4f} against "
-                         f"{ev.summary[a]['sdlogj_mean']:.4f}): one possible reason is that with lambda = 1 the "
-                         "smoothness term holds it closer to the identity.")
+                         f"{ev.summary[a]['sdlogj_mean']:.4f}): one possible reason is that NCC's smoothness weight "
+                         "holds it closer to the identity.")
     best = max(names, key=lambda n: ev.summary[n]["dice_mean"])
     lines.append(f"- The highest Dice here is {best}'s ({ev.summary[best]['dice_mean']:.4f}; no registration: "
                  f"{identity_dice:.4f}); the pair-to-pair spread of its Dice is {ev.summary[best]['dice_std']:.4f}, so "
@@ -596,7 +597,7 @@ display(Markdown(f"**[{PRESET}] Plain against diffeomorphic, MSE against NCC (sh
 # itself: `ci` trains VoxelMorph plain and diffeomorphic with MSE, `quick` the four VoxelMorph
 # variants and LSTM-COR plain and diffeomorphic with MSE, `paper` all eight. At `ci` and `quick` your networks have seen far
 # fewer pairs than the shipped ones; with the `quick` preset of chapter {doc}`06_loss_and_training`
-# (`lstmcor train --preset quick --integration-steps 7 --loss ncc --lam 1`) you can train one
+# (`lstmcor train --preset quick --integration-steps 7 --loss ncc`) you can train one
 # variant as the shipped ones were trained.
 
 # %%

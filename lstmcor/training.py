@@ -35,11 +35,11 @@ from lstmcor.runs import (  # noqa: F401  (commit_checkpoint: still importable f
     commit_checkpoint, default_run_folder,
 )
 from lstmcor.runtime import device_name, jit_setting
-from lstmcor.settings import LAMBDA, LEARNING_RATE, LOSSES, PRESETS
+from lstmcor.settings import LAMBDA, LAMBDAS, LEARNING_RATE, LOSSES, PRESETS
 
 __all__ = ["LAMBDA", "LEARNING_RATE", "PRESETS", "RUN_FILES", "EpochCheckpoint", "FitEpochs", "NaNStop",
-           "TrainResult", "compile_model", "default_run_folder", "device_name", "read_log", "resolve_settings",
-           "similarity_loss", "train"]
+           "TrainResult", "compile_model", "default_lambda", "default_run_folder", "device_name", "read_log",
+           "resolve_settings", "similarity_loss", "train"]
 
 
 @dataclasses.dataclass
@@ -95,17 +95,28 @@ def similarity_loss(name: str = "mse") -> keras.losses.Loss:
     return MSE() if name == "mse" else NCC()
 
 
-def compile_model(model: keras.Model, learning_rate: float = LEARNING_RATE, lam: float = LAMBDA,
+def default_lambda(loss: str, lam: float | None = None) -> float:
+    """``lam`` if given, else the smoothness weight of ``loss`` (:data:`lstmcor.settings.LAMBDAS`).
+
+        >>> default_lambda("mse"), default_lambda("ncc"), default_lambda("ncc", 1)
+        (0.01, 0.3, 1.0)
+    """
+    similarity_loss(loss)  # names an unknown loss
+    return LAMBDAS[loss] if lam is None else float(lam)
+
+
+def compile_model(model: keras.Model, learning_rate: float = LEARNING_RATE, lam: float | None = None,
                   jit_compile="auto", loss: str = "mse") -> keras.Model:
     """Compile with Adam and the loss of Eq. 23: ``MSE(fixed, moved) + lam * Grad(flow)``.
 
     ``loss="ncc"`` puts local normalised cross-correlation (:class:`lstmcor.losses.NCC`) in
-    place of MSE; its scale differs (it lies in [-1, 0]), so it wants its own ``lam``.
+    place of MSE; its scale differs (it lies in [-1, 0]), so it wants its own ``lam``: by default
+    each loss gets its own (:func:`default_lambda`).
     """
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=[similarity_loss(loss), Grad()],
-        loss_weights=[1.0, float(lam)],
+        loss_weights=[1.0, default_lambda(loss, lam)],
         jit_compile=jit_setting(jit_compile),
     )
     _build_training_state(model)
@@ -250,9 +261,8 @@ def train(
     else:
         model, preset, data = model or "lstmcor", preset or "quick", "default" if data is None else data
         learning_rate = LEARNING_RATE if learning_rate is None else float(learning_rate)
-        lam = LAMBDA if lam is None else float(lam)
         loss = loss or "mse"
-        similarity_loss(loss)  # an unknown loss is refused before anything is read or deleted
+        lam = default_lambda(loss, lam)  # an unknown loss is refused before anything is read or deleted
         seed, augment, model_options = int(seed or 0), bool(augment), dict(model_options or {})
         settings = resolve_settings(preset, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size,
                                     validation_steps=validation_steps)

@@ -163,3 +163,27 @@ def test_loss_compiles_into_a_model_and_trains():
     history = model.fit(moved, fixed, batch_size=2, epochs=2, verbose=0)
     assert all(np.isfinite(history.history["loss"]))
     assert -1.0 <= history.history["loss"][-1] <= 0.0
+
+
+@pytest.mark.parametrize("loss, lam, expected", [
+    ("mse", None, 0.01),  # the course's reading for the paper's MSE (book/readings.md, "Weight lambda")
+    ("ncc", None, 0.3),   # NCC's own, measured on validation pairs
+    ("ncc", 1, 1.0),      # a weight given is kept
+    ("mse", 0.0, 0.0),
+])
+def test_each_loss_has_its_own_default_lambda(loss, lam, expected):
+    from lstmcor.training import compile_model, default_lambda
+
+    assert default_lambda(loss, lam) == expected
+    inputs = keras.Input((H, W, 1))
+    model = keras.Model(inputs, [inputs, keras.layers.Conv2D(2, 3, padding="same")(inputs)])
+    compile_model(model, lam=lam, loss=loss, jit_compile=False)
+    assert model.get_compile_config()["loss_weights"] == [1.0, expected]
+    assert type(model.loss[0]).__name__ == loss.upper()
+
+
+def test_an_unknown_loss_is_named_before_its_lambda():
+    from lstmcor.training import default_lambda
+
+    with pytest.raises(ValueError, match="unknown loss 'l1'"):
+        default_lambda("l1")

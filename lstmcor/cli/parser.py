@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-from lstmcor.settings import (ABLATION_RUNS, ABLATIONS, LAMBDA, LEARNING_RATE, LOSSES, MODEL_NAMES, PRESET_NAMES,
+from lstmcor.settings import (ABLATION_RUNS, ABLATIONS, LAMBDAS, LEARNING_RATE, LOSSES, MODEL_NAMES, PRESET_NAMES,
                               SWEEP_SPLITS)
+
+LAMBDA_DEFAULTS = ", ".join(f"{lam:g} with {loss}" for loss, lam in LAMBDAS.items())
 
 EPILOG_TRAIN = """examples:
   lstmcor train --model lstmcor --preset quick                 # into a new runs/lstmcor-quick-<date-time>
@@ -76,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=int, help="pairs per batch (overrides the preset; paper: 8)")
     tr.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {LEARNING_RATE:g})")
     tr.add_argument("--lam", type=float, default=None,
-                    help=f"smoothness weight lambda of Eq. 23 (default {LAMBDA:g})")
+                    help=f"smoothness weight lambda of Eq. 23 (default {LAMBDA_DEFAULTS})")
     tr.add_argument("--seed", type=int, default=None, help="seed of weights and pairs (default 0)")
     tr.add_argument("--resume", action="store_true",
                     help="continue the run in --out from its last checkpoint, with its settings")
@@ -87,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     bp = tr.add_argument_group("beyond the paper (both networks)")
     bp.add_argument("--loss", choices=LOSSES, default=None,
                     help="image term: mse (Eq. 21, the paper's; default) or ncc (local normalised "
-                         "cross-correlation, window 9: for pairs whose contrast differs; give it its own --lam)")
+                         "cross-correlation, window 9: for pairs whose contrast differs; it has its own default --lam)")
     bp.add_argument("--integration-steps", type=int, default=None, metavar="N",
                     help="0 (default): the head's output is the displacement, as in the paper; N > 0 (7 is usual): "
                          "it is a velocity integrated by N steps of scaling and squaring, so the map does not fold "
@@ -166,7 +168,7 @@ def _sweep_parser(sub) -> None:
                     help="seeded pairs of --split scored for every run, the same for all (default 32; 0 = all)")
     sw.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {LEARNING_RATE:g})")
     sw.add_argument("--lam", type=float, nargs="+", default=None, metavar="LAM",
-                    help=f"smoothness weight lambda (default {LAMBDA:g}); two or more train every variant once "
+                    help=f"smoothness weight lambda (default {LAMBDA_DEFAULTS}); two or more train every variant once "
                          "per weight and write the one of highest Dice to lambda.md")
     sw.add_argument("--split", choices=SWEEP_SPLITS, default="test",
                     help="split scored (default test); choose lambda on val, then report on test")
