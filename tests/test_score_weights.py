@@ -71,5 +71,21 @@ def test_scores_files_and_an_independent_dice(tmp_path):
     assert "## Against voxelmorph" in tests and "## Against lstmcor" in tests
     # lstmcor has seed 0 only: it is paired with voxelmorph's seed 0
     difference = float(runs[3]["dice"]) - float(runs[1]["dice"])
-    assert f"| lstmcor - voxelmorph | {difference:+.4f} | nan | no |" in tests
+    assert f"| lstmcor - voxelmorph | {difference:+.4f} | nan | n/a (one seed) |" in tests
     assert tests.rstrip().endswith(" | 0 |")
+
+
+@pytest.mark.slow
+def test_split_val_scores_validation_pairs(tmp_path):
+    keras.utils.set_random_seed(0)
+    build_model("voxelmorph").save(tmp_path / "voxelmorph.keras")
+    out = tmp_path / "scores"
+    assert _tool().main([str(tmp_path), "--out", str(out), "--pairs", "3", "--timing-runs", "1", "--split", "val"]) == 0
+    dataset = load_default()
+    val, test = pair_indices(dataset, "val", 3, 0), pair_indices(dataset, "test", 3, 0)
+    assert set(val).isdisjoint(test)
+    scored = {(int(r["moving"]), int(r["fixed"])) for r in csv.DictReader(open(out / "pairs.csv"))}
+    assert scored == {(int(m), int(f)) for m, f in val}
+    identity = np.mean([mean_dice(dataset.labels[f], dataset.labels[m]) for m, f in val])
+    assert float(next(csv.DictReader(open(out / "runs.csv")))["dice"]) == pytest.approx(identity, abs=1e-9)
+    assert "over 3 val pairs" in (out / "tests.md").read_text()

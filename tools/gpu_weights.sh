@@ -8,15 +8,18 @@
 #
 # Steps: install keras (+ namex, optree, nibabel) from .whl into $SITE (seconds), machine info, train
 # (until TRAIN_UNTIL=420 s), re-save (~20 s), pack, score (until SCORE_UNTIL=530 s). No `set -e`:
-# every step runs even if one failed. $OUT gets 8 files at most, each well under 16 MiB:
+# every step runs even if one failed. $OUT gets 10 files at most, each well under 16 MiB:
 #   gpu_weights.log machine.txt weights.tgz weights_more.tgz runs.csv pairs.csv table.md tests.md
+#   lambda_val.csv lambda_val.md
 # weights.tgz: the models to ship (see data/weights/README.md), weights_more.tgz: the NCC lambda
 # candidates; each model as <name>.keras (no optimizer state), .log.csv, .state.json, .train.txt.
+# lambda_val.*: NCC's lambda 0.3 (the shipped *_ncc), 1 and 3 scored on validation pairs, so that
+# the choice of lambda at this budget does not see the test pairs (until LAMBDA_UNTIL=570 s).
 #
 # The runs (data/weights/train_weights.sh names them), 21 processes side by side on the one GPU:
 #   voxelmorph, lstmcor                                  seeds 0 1 2   (6)
 #   {voxelmorph,lstmcor}_{diffeo,ncc,diffeo_ncc}         seed 0        (6)  chapter 09's table
-#   {voxelmorph,lstmcor}_ncc_{l03,l3}                    seed 0        (4)  NCC lambda 0.3 and 3, beside 1
+#   {voxelmorph,lstmcor}_ncc_{l1,l3}                     seed 0        (4)  NCC lambda 1 and 3, beside 0.3
 #   the five LSTM-COR ablations                          seed 0        (5)
 # Cut: seeds 1 and 2 of the ablations and of the diffeo/NCC variants: 22 more runs, ~18 more
 # LSTM-COR steps for each step of all, would take every run from ~11 epochs to ~5 (see below).
@@ -43,19 +46,21 @@
 # last whole epoch (runs.csv and the re-save lines show every run's epochs).
 #
 # Overridable for a CPU rehearsal (see data/weights/README.md): SKIP_INSTALL=1 PRESET=ci STEPS=
-# NAMES3 SEEDS3 NAMES1 SEEDS1 E1 START2 MAX_EPOCHS TRAIN_UNTIL SCORE_UNTIL PAIRS JOBS W OUT PYTHON.
+# NAMES3 SEEDS3 NAMES1 SEEDS1 E1 START2 MAX_EPOCHS TRAIN_UNTIL SCORE_UNTIL LAMBDA_UNTIL PAIRS JOBS W OUT
+# PYTHON.
 set -u
 set -o pipefail
 OUT=${OUT:-/tmp/out} SITE=${SITE:-/tmp/site} W=${W:-/tmp/w}
 export PRESET=${PRESET:-paper} STEPS=${STEPS:-} PYTHON=${PYTHON:-python3}
 NAMES3=${NAMES3:-voxelmorph lstmcor} SEEDS3=${SEEDS3:-0 1 2}
 NAMES1=${NAMES1:-voxelmorph_diffeo lstmcor_diffeo voxelmorph_ncc lstmcor_ncc voxelmorph_diffeo_ncc lstmcor_diffeo_ncc \
-voxelmorph_ncc_l03 lstmcor_ncc_l03 voxelmorph_ncc_l3 lstmcor_ncc_l3 \
+voxelmorph_ncc_l1 lstmcor_ncc_l1 voxelmorph_ncc_l3 lstmcor_ncc_l3 \
 lstmcor_no_se_skips lstmcor_no_funnel lstmcor_conv lstmcor_no_peepholes lstmcor_no_field_se}
 SEEDS1=${SEEDS1:-0}
-E1=${E1:-3} START2=${START2:-0.6} MAX_EPOCHS=${MAX_EPOCHS:-900} TRAIN_UNTIL=${TRAIN_UNTIL:-420} SCORE_UNTIL=${SCORE_UNTIL:-530}
+E1=${E1:-3} START2=${START2:-0.6} MAX_EPOCHS=${MAX_EPOCHS:-900} TRAIN_UNTIL=${TRAIN_UNTIL:-420} SCORE_UNTIL=${SCORE_UNTIL:-525}
+LAMBDA_UNTIL=${LAMBDA_UNTIL:-570}
 PAIRS=${PAIRS:-32} JOBS=${JOBS:-12}
-MORE='_ncc_l03|_ncc_l3'   # runs packed into weights_more.tgz (scores only, not shipped)
+MORE='_ncc_l1|_ncc_l3'   # runs packed into weights_more.tgz (scores only, not shipped)
 mkdir -p "$OUT"
 T0=$(date +%s)
 now() { echo $(( $(date +%s) - T0 )); }
@@ -167,6 +172,26 @@ timeout -k 5 $(( SCORE_UNTIL - $(now) > 10 ? SCORE_UNTIL - $(now) : 10 )) \
 step_end score "${PIPESTATUS[0]}" "$S"
 for f in runs.csv pairs.csv table.md tests.md; do [ -f "$W/scores/$f" ] && cp "$W/scores/$f" "$OUT/"; done
 cat "$OUT/table.md" "$OUT/tests.md" 2>/dev/null
+
+banner "NCC lambda on $PAIRS validation pairs (0.3 = the shipped *_ncc)"
+S=$(date +%s)
+mkdir -p "$W/lambda"
+for net in voxelmorph lstmcor; do
+  for pair in "l03:${net}_ncc" "l1:${net}_ncc_l1" "l3:${net}_ncc_l3"; do
+    [ -f "$W/${pair#*:}.keras" ] && ln -sf "$W/${pair#*:}.keras" "$W/lambda/${net}_ncc_${pair%%:*}.keras"
+  done
+done
+if ls "$W"/lambda/*.keras > /dev/null 2>&1; then
+  timeout -k 5 $(( LAMBDA_UNTIL - $(now) > 10 ? LAMBDA_UNTIL - $(now) : 10 )) \
+    $PYTHON tools/score_weights.py "$W/lambda" --out "$W/lambda_scores" --split val --pairs "$PAIRS" \
+    --jobs "$JOBS" --timing-runs 1 2>&1 | grep -v -i warn
+  step_end lambda "${PIPESTATUS[0]}" "$S"
+  [ -f "$W/lambda_scores/runs.csv" ] && cp "$W/lambda_scores/runs.csv" "$OUT/lambda_val.csv"
+  [ -f "$W/lambda_scores/table.md" ] && cp "$W/lambda_scores/table.md" "$OUT/lambda_val.md"
+  cat "$OUT/lambda_val.md" 2>/dev/null
+else
+  echo "no NCC lambda candidates trained"
+fi
 
 banner "done"
 ls -l "$OUT"

@@ -10,10 +10,10 @@
 #
 #   voxelmorph, lstmcor                       the two networks as the paper has them
 #   voxelmorph_diffeo, lstmcor_diffeo         diffeomorphic: the field integrated in 7 squarings
-#   voxelmorph_ncc, lstmcor_ncc               local NCC (window 9) instead of MSE, lambda 1
-#   voxelmorph_diffeo_ncc, lstmcor_diffeo_ncc both: 7 squarings and NCC with lambda 1
-#   voxelmorph_ncc_l03, lstmcor_ncc_l03       NCC with lambda 0.3 } the candidates around lambda 1,
-#   voxelmorph_ncc_l3, lstmcor_ncc_l3         NCC with lambda 3   } to choose NCC's lambda by measurement
+#   voxelmorph_ncc, lstmcor_ncc               local NCC (window 9) instead of MSE, lambda 0.3 (NCC's default)
+#   voxelmorph_diffeo_ncc, lstmcor_diffeo_ncc both: 7 squarings and NCC with lambda 0.3
+#   voxelmorph_ncc_l1, lstmcor_ncc_l1         NCC with lambda 1 } the candidates beside 0.3, to check
+#   voxelmorph_ncc_l3, lstmcor_ncc_l3         NCC with lambda 3 } NCC's lambda at this budget
 #   lstmcor_no_se_skips, lstmcor_no_funnel, lstmcor_conv, lstmcor_no_peepholes, lstmcor_no_field_se
 #                                             the five LSTM-COR ablations (lstmcor.settings.ABLATION_RUNS)
 #
@@ -41,19 +41,19 @@ mkdir -p "$OUT/runs"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false   # several JAX processes share one GPU
 
 ORDER=(voxelmorph lstmcor voxelmorph_diffeo lstmcor_diffeo voxelmorph_ncc lstmcor_ncc
-       voxelmorph_diffeo_ncc lstmcor_diffeo_ncc voxelmorph_ncc_l03 lstmcor_ncc_l03 voxelmorph_ncc_l3 lstmcor_ncc_l3
+       voxelmorph_diffeo_ncc lstmcor_diffeo_ncc voxelmorph_ncc_l1 lstmcor_ncc_l1 voxelmorph_ncc_l3 lstmcor_ncc_l3
        lstmcor_no_se_skips lstmcor_no_funnel lstmcor_conv lstmcor_no_peepholes lstmcor_no_field_se)
 declare -A RUNS=(
   [voxelmorph]="--model voxelmorph"
   [lstmcor]="--model lstmcor"
   [voxelmorph_diffeo]="--model voxelmorph --integration-steps 7"
   [lstmcor_diffeo]="--model lstmcor --integration-steps 7"
-  [voxelmorph_ncc]="--model voxelmorph --loss ncc --lam 1"
-  [lstmcor_ncc]="--model lstmcor --loss ncc --lam 1"
-  [voxelmorph_diffeo_ncc]="--model voxelmorph --integration-steps 7 --loss ncc --lam 1"
-  [lstmcor_diffeo_ncc]="--model lstmcor --integration-steps 7 --loss ncc --lam 1"
-  [voxelmorph_ncc_l03]="--model voxelmorph --loss ncc --lam 0.3"
-  [lstmcor_ncc_l03]="--model lstmcor --loss ncc --lam 0.3"
+  [voxelmorph_ncc]="--model voxelmorph --loss ncc --lam 0.3"
+  [lstmcor_ncc]="--model lstmcor --loss ncc --lam 0.3"
+  [voxelmorph_diffeo_ncc]="--model voxelmorph --integration-steps 7 --loss ncc --lam 0.3"
+  [lstmcor_diffeo_ncc]="--model lstmcor --integration-steps 7 --loss ncc --lam 0.3"
+  [voxelmorph_ncc_l1]="--model voxelmorph --loss ncc --lam 1"
+  [lstmcor_ncc_l1]="--model lstmcor --loss ncc --lam 1"
   [voxelmorph_ncc_l3]="--model voxelmorph --loss ncc --lam 3"
   [lstmcor_ncc_l3]="--model lstmcor --loss ncc --lam 3"
   [lstmcor_no_se_skips]="--model lstmcor --no-se-skips"
