@@ -253,7 +253,9 @@ def test_damaged_run_files_give_one_line(tmp_path, one_epoch, capsys):
 
 def test_sigterm_stops_training_and_the_run_resumes(tmp_path, tiny_folder, capsys):
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # PYTHONFAULTHANDLER: should the process crash instead (once seen under load: SIGSEGV, rc -11, no
+    # output), its Python stack is in err
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "lstmcor", "train", "--model", "voxelmorph", "--preset", "ci",
                              "--epochs", "50", "--data", str(tiny_folder), "--out", str(run)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
