@@ -88,10 +88,15 @@ class FitEpochs(keras.callbacks.Callback):
             dataset.set_epoch(epoch)
 
 
-def similarity_loss(name: str = "mse") -> keras.losses.Loss:
-    """The image term of the loss: ``"mse"`` (Eq. 21, the paper's) or ``"ncc"`` (local NCC, window 9)."""
+def _check_loss(name: str) -> None:
+    """Refuse a loss that is not one of :data:`lstmcor.settings.LOSSES`, naming it."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}: choose one of {', '.join(LOSSES)}.")
+
+
+def similarity_loss(name: str = "mse") -> keras.losses.Loss:
+    """The image term of the loss: ``"mse"`` (Eq. 21, the paper's) or ``"ncc"`` (local NCC, window 9)."""
+    _check_loss(name)
     return MSE() if name == "mse" else NCC()
 
 
@@ -101,7 +106,7 @@ def default_lambda(loss: str, lam: float | None = None) -> float:
         >>> default_lambda("mse"), default_lambda("ncc"), default_lambda("ncc", 1)
         (0.01, 0.3, 1.0)
     """
-    similarity_loss(loss)  # names an unknown loss
+    _check_loss(loss)
     return LAMBDAS[loss] if lam is None else float(lam)
 
 
