@@ -3,7 +3,7 @@
 The paper (section 3) reports 0.09 s per pair for LSTM-COR and 0.0459 s for VoxelMorph on a GPU,
 a ratio of about 1.96. This script measures the same ratio on whatever machine runs it:
 
-- both models are built at the same size, compiled with the package's loss (MSE + 0.01 Grad)
+- both models are built at the same size, compiled with the package's loss (MSE + lambda Grad)
   and Adam(1e-3), and warmed up (the first calls trace and compile);
 - inference: ``predict_on_batch`` on one pair (batch 1), the compiled path, timed pair by pair;
 - training: ``train_on_batch`` on a batch of 8 pairs, timed step by step;

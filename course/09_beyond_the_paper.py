@@ -458,13 +458,13 @@ display(Markdown(
 #   says how it was measured) for every variant: a comparison of networks that have not moved says
 #   nothing, and at $10^{-4}$ short budgets hardly leave the identity.
 # - **$\lambda$ per similarity** (`lstmcor.settings.LAMBDAS`, the default of `lstmcor train`). NCC
-#   lies in $[-1, 0]$ and its gradients are of another size, so it gets its own weight, chosen by
-#   measurement: `lstmcor sweep --models voxelmorph --seeds 0 --loss ncc --lam 0.3 1 3 --split val`
-#   trains one network per weight and keeps the one of highest Dice on validation pairs, which was
-#   0.3 rather than VoxelMorph's advice of 1 {cite:p}`balakrishnan2019voxelmorph`. MSE keeps the
-#   course's $\lambda = 0.01$: the same sweep over 0.003, 0.01 and 0.03 put 0.003 ahead by 0.005 on
-#   one seed, at twice the folding, not yet enough to change the paper model's reading.
-#   {doc}`../readings` (*Weight λ*) gives both measurements.
+#   lies in $[-1, 0]$ and its gradients are of another size, so it gets its own weight. Both were
+#   chosen by measurement: `lstmcor sweep --models voxelmorph --seeds 0 --loss ncc --lam 0.3 1 3 --split val`
+#   trains one network per weight and keeps the one of highest Dice on validation pairs. That was
+#   0.3 for NCC rather than VoxelMorph's advice of 1 {cite:p}`balakrishnan2019voxelmorph`, and 0.003
+#   for MSE rather than its 0.01 (ahead on each of two training seeds, at about twice the folding in
+#   a plain field). {doc}`../readings` (*Weight λ*) gives both measurements; each shipped variant's
+#   `.state.json` says which weight it was trained with.
 # - **Twins start alike.** Every variant is seeded the same way, so the plain and the
 #   diffeomorphic form of a network start from the same weights.
 # :::

@@ -14,6 +14,8 @@ from numbers import Integral
 import keras
 from keras import ops
 
+from lstmcor.settings import LAMBDA
+
 
 def mse(fixed, moved):
     """Eq. 21: mean squared intensity difference per sample, shape ``[B]``."""
@@ -95,8 +97,11 @@ def grad_l2(flow):
     return (per_axis[0] + per_axis[1]) / 2.0
 
 
-def total_loss(fixed, moved, flow, lam: float = 0.01):
-    """Eq. 23: ``MSE(fixed, moved) + lam * Grad(flow)``, averaged over the batch (a scalar)."""
+def total_loss(fixed, moved, flow, lam: float = LAMBDA):
+    """Eq. 23: ``MSE(fixed, moved) + lam * Grad(flow)``, averaged over the batch (a scalar).
+
+    ``lam`` defaults to the course's weight for MSE, :data:`lstmcor.settings.LAMBDA`.
+    """
     return ops.mean(mse(fixed, moved) + lam * grad_l2(flow))
 
 

@@ -104,7 +104,7 @@ def default_lambda(loss: str, lam: float | None = None) -> float:
     """``lam`` if given, else the smoothness weight of ``loss`` (:data:`lstmcor.settings.LAMBDAS`).
 
         >>> default_lambda("mse"), default_lambda("ncc"), default_lambda("ncc", 1)
-        (0.01, 0.3, 1.0)
+        (0.003, 0.3, 1.0)
     """
     _check_loss(loss)
     return LAMBDAS[loss] if lam is None else float(lam)
@@ -198,7 +198,7 @@ def train(
         steps_per_epoch, batch_size, validation_steps: batches per epoch, pairs per batch,
             validation batches per epoch.
         learning_rate: Adam's step size (default 1e-3, the paper's "10e-4" read literally).
-        lam: weight of the smoothness term (Eq. 23; default 0.01).
+        lam: weight of the smoothness term (Eq. 23; default :func:`default_lambda` of ``loss``).
         loss: the image term, ``"mse"`` (Eq. 21; default) or ``"ncc"`` (local NCC, window 9).
         seed: seeds the weights and the pairs drawn (default 0); the same seed repeats a run.
         resume: continue the run in ``out`` from its last checkpoint, exactly as if never stopped.
