@@ -11,27 +11,29 @@
 # every step runs even if one failed. $OUT gets 10 files at most, each well under 16 MiB:
 #   gpu_weights.log machine.txt weights.tgz weights_more.tgz runs.csv pairs.csv table.md tests.md
 #   lambda_val.csv lambda_val.md
-# weights.tgz: the models to ship (see data/weights/README.md), weights_more.tgz: the NCC lambda
+# weights.tgz: the models to ship (see data/weights/README.md), weights_more.tgz: the lambda
 # candidates; each model as <name>.keras (no optimizer state), .log.csv, .state.json, .train.txt.
-# lambda_val.*: NCC's lambda 0.3 (the shipped *_ncc), 1 and 3 scored on validation pairs, so that
-# the choice of lambda at this budget does not see the test pairs (until LAMBDA_UNTIL=570 s).
+# lambda_val.*: NCC's lambda 0.3 (the shipped *_ncc), 1 and 3, and MSE's 0.003 (the shipped plain
+# networks) and 0.01, scored on validation pairs, so that the choice of lambda at this budget does
+# not see the test pairs (until LAMBDA_UNTIL=570 s).
 #
-# The runs (data/weights/train_weights.sh names them), 21 processes side by side on the one GPU:
+# The runs (data/weights/train_weights.sh names them), 23 processes side by side on the one GPU:
 #   voxelmorph, lstmcor                                  seeds 0 1 2   (6)
 #   {voxelmorph,lstmcor}_{diffeo,ncc,diffeo_ncc}         seed 0        (6)  chapter 09's table
 #   {voxelmorph,lstmcor}_ncc_{l1,l3}                     seed 0        (4)  NCC lambda 1 and 3, beside 0.3
+#   {voxelmorph,lstmcor}_l001                            seed 0        (2)  MSE lambda 0.01, beside 0.003
 #   the five LSTM-COR ablations                          seed 0        (5)
 # Cut: seeds 1 and 2 of the ablations and of the diffeo/NCC variants: 22 more runs, ~18 more
-# LSTM-COR steps for each step of all, would take every run from ~11 epochs to ~5 (see below).
+# LSTM-COR steps for each step of all, would take every run from ~10 epochs to ~5 (see below).
 #
 # Time arithmetic. The previous H200 session trained 7 runs side by side: LSTM-COR ~17 steps/s each
 # (7,520 steps in 442 s), VoxelMorph 78 steps/s (96 s) (data/weights/README.md); alone, LSTM-COR
 # does ~64 steps/s (15.6 ms a step, benchmarks/README.md). So the card time-slices between the
 # processes and gives ~110-120 LSTM-COR steps/s in all, a VoxelMorph step costing ~0.22 of one.
-# One epoch (188 steps) of all 21 runs is 188 x (13 LSTM-COR runs x ~1.05 for NCC/diffeo + 8
-# VoxelMorph runs x ~0.24) ~ 2,900 LSTM-COR steps ~ 25 s. Training from t ~ 30 s to 420 s, less
-# two start-ups (import, data, XLA compile, ~40-60 s each with 21 processes on 16 cores), leaves
-# ~280 s: ~11 epochs (~2,100 Adam steps at 1e-3) for every run, if 21 processes get no more out of
+# One epoch (188 steps) of all 23 runs is 188 x (14 LSTM-COR runs x ~1.05 for NCC/diffeo + 9
+# VoxelMorph runs x ~0.24) ~ 3,200 LSTM-COR steps ~ 27 s. Training from t ~ 30 s to 420 s, less
+# two start-ups (import, data, XLA compile, ~40-60 s each with 23 processes on 16 cores), leaves
+# ~280 s: ~10 epochs (~1,900 Adam steps at 1e-3) for every run, if 23 processes get no more out of
 # the card than 7 did; more if they do (the second sitting measures it).
 #
 # Two sittings, so that every run trains the SAME number of epochs (a time limit alone would give
@@ -54,13 +56,13 @@ OUT=${OUT:-/tmp/out} SITE=${SITE:-/tmp/site} W=${W:-/tmp/w}
 export PRESET=${PRESET:-paper} STEPS=${STEPS:-} PYTHON=${PYTHON:-python3}
 NAMES3=${NAMES3:-voxelmorph lstmcor} SEEDS3=${SEEDS3:-0 1 2}
 NAMES1=${NAMES1:-voxelmorph_diffeo lstmcor_diffeo voxelmorph_ncc lstmcor_ncc voxelmorph_diffeo_ncc lstmcor_diffeo_ncc \
-voxelmorph_ncc_l1 lstmcor_ncc_l1 voxelmorph_ncc_l3 lstmcor_ncc_l3 \
+voxelmorph_ncc_l1 lstmcor_ncc_l1 voxelmorph_ncc_l3 lstmcor_ncc_l3 voxelmorph_l001 lstmcor_l001 \
 lstmcor_no_se_skips lstmcor_no_funnel lstmcor_conv lstmcor_no_peepholes lstmcor_no_field_se}
 SEEDS1=${SEEDS1:-0}
 E1=${E1:-3} START2=${START2:-0.6} MAX_EPOCHS=${MAX_EPOCHS:-900} TRAIN_UNTIL=${TRAIN_UNTIL:-420} SCORE_UNTIL=${SCORE_UNTIL:-525}
 LAMBDA_UNTIL=${LAMBDA_UNTIL:-570}
 PAIRS=${PAIRS:-32} JOBS=${JOBS:-12}
-MORE='_ncc_l1|_ncc_l3'   # runs packed into weights_more.tgz (scores only, not shipped)
+MORE='_ncc_l1|_ncc_l3|_l001'   # runs packed into weights_more.tgz (scores only, not shipped)
 mkdir -p "$OUT"
 T0=$(date +%s)
 now() { echo $(( $(date +%s) - T0 )); }
@@ -173,12 +175,12 @@ step_end score "${PIPESTATUS[0]}" "$S"
 for f in runs.csv pairs.csv table.md tests.md; do [ -f "$W/scores/$f" ] && cp "$W/scores/$f" "$OUT/"; done
 cat "$OUT/table.md" "$OUT/tests.md" 2>/dev/null
 
-banner "NCC lambda on $PAIRS validation pairs (0.3 = the shipped *_ncc)"
+banner "lambda on $PAIRS validation pairs (NCC 0.3 = the shipped *_ncc, MSE 0.003 = the shipped plain ones)"
 S=$(date +%s)
 mkdir -p "$W/lambda"
 for net in voxelmorph lstmcor; do
-  for pair in "l03:${net}_ncc" "l1:${net}_ncc_l1" "l3:${net}_ncc_l3"; do
-    [ -f "$W/${pair#*:}.keras" ] && ln -sf "$W/${pair#*:}.keras" "$W/lambda/${net}_ncc_${pair%%:*}.keras"
+  for pair in "ncc_l03:${net}_ncc" "ncc_l1:${net}_ncc_l1" "ncc_l3:${net}_ncc_l3" "mse_l0003:${net}" "mse_l001:${net}_l001"; do
+    [ -f "$W/${pair#*:}.keras" ] && ln -sf "$W/${pair#*:}.keras" "$W/lambda/${net}_${pair%%:*}.keras"
   done
 done
 if ls "$W"/lambda/*.keras > /dev/null 2>&1; then
@@ -190,7 +192,7 @@ if ls "$W"/lambda/*.keras > /dev/null 2>&1; then
   [ -f "$W/lambda_scores/table.md" ] && cp "$W/lambda_scores/table.md" "$OUT/lambda_val.md"
   cat "$OUT/lambda_val.md" 2>/dev/null
 else
-  echo "no NCC lambda candidates trained"
+  echo "no lambda candidates trained"
 fi
 
 banner "done"

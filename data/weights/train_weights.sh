@@ -4,16 +4,18 @@
 #   bash data/weights/train_weights.sh OUT_DIR [EPOCHS] [SECONDS] [SEEDS] [NAMES]
 #
 # Trains, side by side (one process each; on a GPU they share the card), with the `paper` preset
-# (batch 8, 188 batches an epoch, Adam at lstmcor.settings.LEARNING_RATE, lambda 0.01) cut to
+# (batch 8, 188 batches an epoch, Adam at lstmcor.settings.LEARNING_RATE, each loss's lambda of
+# lstmcor.settings.LAMBDAS unless the run gives one) cut to
 # EPOCHS epochs (default 40), for each seed of SEEDS (default "0"), the runs named in NAMES
 # (default: all of them, in the order below), e.g. "voxelmorph lstmcor":
 #
-#   voxelmorph, lstmcor                       the two networks as the paper has them
+#   voxelmorph, lstmcor                       the two networks as the paper has them (MSE, lambda 0.003)
 #   voxelmorph_diffeo, lstmcor_diffeo         diffeomorphic: the field integrated in 7 squarings
 #   voxelmorph_ncc, lstmcor_ncc               local NCC (window 9) instead of MSE, lambda 0.3 (NCC's default)
 #   voxelmorph_diffeo_ncc, lstmcor_diffeo_ncc both: 7 squarings and NCC with lambda 0.3
 #   voxelmorph_ncc_l1, lstmcor_ncc_l1         NCC with lambda 1 } the candidates beside 0.3, to check
 #   voxelmorph_ncc_l3, lstmcor_ncc_l3         NCC with lambda 3 } NCC's lambda at this budget
+#   voxelmorph_l001, lstmcor_l001             MSE with lambda 0.01, the candidate beside 0.003 for MSE's
 #   lstmcor_no_se_skips, lstmcor_no_funnel, lstmcor_conv, lstmcor_no_peepholes, lstmcor_no_field_se
 #                                             the five LSTM-COR ablations (lstmcor.settings.ABLATION_RUNS)
 #
@@ -42,7 +44,7 @@ export XLA_PYTHON_CLIENT_PREALLOCATE=false   # several JAX processes share one G
 
 ORDER=(voxelmorph lstmcor voxelmorph_diffeo lstmcor_diffeo voxelmorph_ncc lstmcor_ncc
        voxelmorph_diffeo_ncc lstmcor_diffeo_ncc voxelmorph_ncc_l1 lstmcor_ncc_l1 voxelmorph_ncc_l3 lstmcor_ncc_l3
-       lstmcor_no_se_skips lstmcor_no_funnel lstmcor_conv lstmcor_no_peepholes lstmcor_no_field_se)
+       voxelmorph_l001 lstmcor_l001 lstmcor_no_se_skips lstmcor_no_funnel lstmcor_conv lstmcor_no_peepholes lstmcor_no_field_se)
 declare -A RUNS=(
   [voxelmorph]="--model voxelmorph"
   [lstmcor]="--model lstmcor"
@@ -56,6 +58,8 @@ declare -A RUNS=(
   [lstmcor_ncc_l1]="--model lstmcor --loss ncc --lam 1"
   [voxelmorph_ncc_l3]="--model voxelmorph --loss ncc --lam 3"
   [lstmcor_ncc_l3]="--model lstmcor --loss ncc --lam 3"
+  [voxelmorph_l001]="--model voxelmorph --lam 0.01"
+  [lstmcor_l001]="--model lstmcor --lam 0.01"
   [lstmcor_no_se_skips]="--model lstmcor --no-se-skips"
   [lstmcor_no_funnel]="--model lstmcor --no-funnel"
   [lstmcor_conv]="--model lstmcor --recurrence conv"
