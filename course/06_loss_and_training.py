@@ -733,7 +733,8 @@ for label, name in [("LSTM-COR", "lstmcor"), ("VoxelMorph", "voxelmorph")]:
           f"to {net_folding[label].max():.2f} %)")
 fold_free = [lam for lam in LAMBDAS if results[lam]["folding"] == 0]
 trained_with = sorted({lam for lam in net_lambda.values() if lam is not None})
-NET_LAMBDA = trained_with[0] if len(trained_with) == 1 else LAMBDA  # the weight both shipped networks had
+assert len(trained_with) == 1, f"the verdict below needs one lambda for both shipped networks, got {net_lambda}"
+NET_LAMBDA = trained_with[0]
 assert NET_LAMBDA in results, f"add the shipped networks' lambda {NET_LAMBDA:g} to the LAMBDAS of the sweep above"
 direct = results[NET_LAMBDA]["folding"]
 worst = max(net_folding, key=lambda k: net_folding[k].mean())
