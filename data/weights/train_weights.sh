@@ -22,8 +22,9 @@
 # SECONDS (default 0 = no limit) stops each run after that long (SIGTERM); the checkpoint of its
 # last whole epoch is kept, and `lstmcor train --out <run> --resume` goes on from it.
 # Then each model is re-saved without its optimizer state as OUT_DIR/<name>.keras (seed 0) or
-# OUT_DIR/<name>_seed<k>.keras, with its loss log (.log.csv), settings (.state.json) and the last
-# lines of its console output (.train.txt), all in one Python process.
+# OUT_DIR/<name>_seed<k>.keras, with its loss log (.log.csv), settings (.state.json, less the run's
+# checkpoint entry, whose file is not shipped) and the last lines of its console output
+# (.train.txt), all in one Python process.
 #
 # Environment (all optional):
 #   PRESET=paper   the preset (`ci` for a rehearsal on a CPU: 2 pairs a batch, 1 validation batch)
@@ -97,7 +98,6 @@ for base in $NAMES; do for seed in $SEEDS; do
   [ -f "$src" ] || { echo "$name: no model written"; continue; }
   pairs+=("$src" "$OUT/$name.keras")
   cp "$run/log.csv" "$OUT/$name.log.csv"
-  cp "$run/state.json" "$OUT/$name.state.json"
   # Keras's progress bar rewrites its line with \r: keep the last lines as lines.
   tr '\r' '\n' < "$run.train.txt" | grep -v '^\s*$' | tail -n 40 > "$OUT/$name.train.txt"
 done; done
@@ -116,6 +116,9 @@ for src, dst in zip(args[::2], args[1::2]):
         continue
     run = src.rsplit("/", 1)[0]
     state = json.load(open(run + "/state.json"))
+    state.pop("checkpoint", None)  # names run/checkpoint.keras, which is not shipped
+    with open(dst[: -len(".keras")] + ".state.json", "w") as handle:
+        json.dump(state, handle, indent=2)
     last = (list(csv.DictReader(open(run + "/log.csv"))) or [{}])[-1]
     print(f"{dst.rsplit('/', 1)[-1]}: {state['epochs_done']} epochs, loss {float(last.get('loss', 'nan')):.5f}, "
           f"val_loss {float(last.get('val_loss', 'nan')):.5f} ({src.rsplit('/', 1)[-1]})", flush=True)
